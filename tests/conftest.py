@@ -1,0 +1,51 @@
+"""Shared test setup: deterministic hypothesis profile, headless matplotlib, seeded torch,
+GPU tests skipped without CUDA, and the TOFU data directory (NPO_TOFU_DIR)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+matplotlib.use("Agg")
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=60,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _seed_torch():
+    torch.manual_seed(0)
+    yield
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tofu_dir() -> Path:
+    """The real TOFU data (``NPO_TOFU_DIR``, default ``../shared/data/tofu``); skip if absent."""
+    path = Path(os.environ.get("NPO_TOFU_DIR", ROOT.parent / "shared" / "data" / "tofu"))
+    if not (path / "full.json").is_file():
+        pytest.skip(f"TOFU data not found at {path} (set NPO_TOFU_DIR)")
+    return path
