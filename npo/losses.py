@@ -1,0 +1,209 @@
+"""The loss kernels of NPO unlearning: pure functions on per-sequence log-probabilities.
+
+Every kernel takes per-sequence log-likelihoods ``log pi(y|x)`` of any shape ``S`` (usually
+``(B,)``; the synthetic experiments pass ``(runs, B)``), returns the *unreduced* loss of the
+same shape ``S``, and knows nothing about models, tokenizers or data. The synthetic logistic
+model, the small transformer and the Hugging Face LLM path all call these same function
+objects, through :data:`LOSSES` and :mod:`npo.objectives`.
+
+Sign convention: every kernel is a quantity to **minimise**. Notation (Zhang et al. 2024,
+arXiv 2404.05868): ``R = log pi_theta(y|x) - log pi_ref(y|x)`` is the log-ratio
+(``log_ratio`` in the code), ``sigma`` the logistic function, ``beta > 0`` the inverse
+temperature.
+
+Reductions over tokens (sum or length-normalised) and over the batch happen in
+:mod:`npo.objectives`, never here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "LOSSES",
+    "LossKernel",
+    "check_beta",
+    "dpo_loss",
+    "ga_loss",
+    "kl_loss",
+    "nll_loss",
+    "npo_loss",
+    "npo_weight",
+    "simnpo_loss",
+]
+
+
+def check_beta(beta: float, name: str = "beta") -> float:
+    """Return ``beta`` as a float if it is a finite positive number, else raise ``ValueError``."""
+    try:
+        value = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite positive number, got {beta!r}") from None
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite positive number, got {beta!r}")
+    return value
+
+
+def _check_same_shape(**tensors: Tensor) -> None:
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{n}={s}" for n, s in shapes.items())
+        raise ValueError(f"shape mismatch: {listed}; the kernels take one value per sequence")
+
+
+def ga_loss(policy_logps: Tensor) -> Tensor:
+    """Gradient ascent (paper Eq. 1): ``L_GA = log pi_theta(y|x)``.
+
+    Minimising it lowers the forget log-likelihood; it is unbounded below, which is why GA
+    collapses. Gradient w.r.t. ``policy_logps`` is 1 everywhere.
+
+    Shapes: ``policy_logps`` S -> S.
+    """
+    return policy_logps
+
+
+def nll_loss(logps: Tensor) -> Tensor:
+    """Negative log-likelihood ``-log pi_theta(y|x)`` (the retain term ``+RT``, the IDK term).
+
+    Shapes: ``logps`` S -> S.
+    """
+    return -logps
+
+
+def kl_loss(kl: Tensor) -> Tensor:
+    """Retain KL term of ``+KL`` objectives: the precomputed per-sequence KL, as a loss.
+
+    ``kl`` is ``KL(pi_ref || pi_theta)`` summed over the sequence's tokens, as returned by
+    :func:`npo.logprobs.token_kl` (or :func:`npo.logprobs.class_kl` for classifiers).
+
+    Shapes: ``kl`` S -> S.
+    """
+    return kl
+
+
+def npo_loss(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tensor:
+    """Negative Preference Optimization (paper Eq. 3), per sequence.
+
+    ``L = (2/beta) * log(1 + (pi_theta/pi_ref)^beta) = (2/beta) * softplus(beta * R)``,
+    ``R = policy_logps - ref_logps``. ``L >= 0``; at ``R = 0`` it is ``2 ln 2 / beta``.
+    ``dL/dR = npo_weight = 2 sigmoid(beta R)`` in (0, 2). As ``beta -> 0``,
+    ``L - 2 ln2/beta -> R`` (GA, Proposition 1); as ``beta -> inf``, ``L -> 2 max(R, 0)``.
+
+    Shapes: ``policy_logps`` S, ``ref_logps`` S -> S.
+    """
+    beta = check_beta(beta)
+    _check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
+    return (2.0 / beta) * F.softplus(beta * (policy_logps - ref_logps))
+
+
+def npo_weight(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tensor:
+    """NPO's adaptive gradient weight ``W = dL_NPO/d(log pi) = 2 sigmoid(beta * R)``.
+
+    ``grad L_NPO = W * grad log pi_theta``: W = 1 at ``pi = pi_ref`` (the first NPO step is a
+    GA step) and ``W ~ 2 (pi/pi_ref)^beta -> 0`` as the forget likelihood falls, which is what
+    slows NPO's divergence. Not a loss: it is returned detached-free for logging and theory.
+
+    Shapes: ``policy_logps`` S, ``ref_logps`` S -> S, values in [0, 2].
+    """
+    beta = check_beta(beta)
+    _check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
+    return 2.0 * torch.sigmoid(beta * (policy_logps - ref_logps))
+
+
+def simnpo_loss(
+    policy_logps: Tensor, lengths: Tensor, *, beta: float, gamma: float = 0.0
+) -> Tensor:
+    """SimNPO (Fan et al. 2024, arXiv 2410.07163): reference-free, length-normalised NPO.
+
+    ``L = -(2/beta) * logsigmoid(-(beta/|y|) * log pi_theta(y|x) - gamma)``, ``|y|`` the
+    number of answer tokens (``lengths``, > 0). Gradient w.r.t. ``log pi`` is
+    ``(2/|y|) * sigmoid((beta/|y|) log pi + gamma)``.
+
+    Shapes: ``policy_logps`` S, ``lengths`` S -> S.
+    """
+    beta = check_beta(beta)
+    _check_same_shape(policy_logps=policy_logps, lengths=lengths)
+    if not math.isfinite(float(gamma)):
+        raise ValueError(f"gamma must be finite, got {gamma!r}")
+    if bool((lengths <= 0).any()):
+        raise ValueError("simnpo_loss needs lengths > 0 (a sequence without answer tokens)")
+    lengths = lengths.to(policy_logps.dtype)
+    return -(2.0 / beta) * F.logsigmoid(-(beta / lengths) * policy_logps - gamma)
+
+
+def dpo_loss(
+    chosen_logps: Tensor,
+    chosen_ref_logps: Tensor,
+    rejected_logps: Tensor,
+    rejected_ref_logps: Tensor,
+    *,
+    beta: float,
+) -> Tensor:
+    """DPO as the NPO paper uses it (Eq. 2, scaled as in its code): the forget answer is the
+    rejected side, an "I don't know" answer the chosen side.
+
+    ``L = -(2/beta) * logsigmoid(beta * (R_chosen - R_rejected))`` with
+    ``R = log pi_theta - log pi_ref`` for each side. Dropping the chosen term and keeping the
+    2/beta gives :func:`npo_loss`.
+
+    Shapes: four tensors of shape S -> S.
+    """
+    beta = check_beta(beta)
+    _check_same_shape(
+        chosen_logps=chosen_logps,
+        chosen_ref_logps=chosen_ref_logps,
+        rejected_logps=rejected_logps,
+        rejected_ref_logps=rejected_ref_logps,
+    )
+    margin = (chosen_logps - chosen_ref_logps) - (rejected_logps - rejected_ref_logps)
+    return -(2.0 / beta) * F.logsigmoid(beta * margin)
+
+
+@dataclass(frozen=True)
+class LossKernel:
+    """A registered kernel: the function and what it reads.
+
+    ``args`` maps each tensor argument of ``fn`` to ``(side, field)``: ``side`` is
+    ``"source"`` (the data the term reads) or ``"chosen"`` (the paired data of a preference
+    kernel); ``field`` is a field of :class:`npo.objectives.SeqBatch`. ``hparams`` are the
+    keyword hyperparameters ``fn`` accepts. ``linear`` kernels (output linear in the input)
+    may be averaged over tokens across a batch.
+    """
+
+    fn: Callable[..., Tensor]
+    args: dict[str, tuple[str, str]]
+    hparams: tuple[str, ...] = ()
+    linear: bool = False
+
+
+LOSSES: dict[str, LossKernel] = {
+    "ga": LossKernel(ga_loss, {"policy_logps": ("source", "logps")}, linear=True),
+    "nll": LossKernel(nll_loss, {"logps": ("source", "logps")}, linear=True),
+    "kl": LossKernel(kl_loss, {"kl": ("source", "kl")}, linear=True),
+    "npo": LossKernel(
+        npo_loss,
+        {"policy_logps": ("source", "logps"), "ref_logps": ("source", "ref_logps")},
+        hparams=("beta",),
+    ),
+    "simnpo": LossKernel(
+        simnpo_loss,
+        {"policy_logps": ("source", "logps"), "lengths": ("source", "n_tokens")},
+        hparams=("beta", "gamma"),
+    ),
+    "dpo": LossKernel(
+        dpo_loss,
+        {
+            "chosen_logps": ("chosen", "logps"),
+            "chosen_ref_logps": ("chosen", "ref_logps"),
+            "rejected_logps": ("source", "logps"),
+            "rejected_ref_logps": ("source", "ref_logps"),
+        },
+        hparams=("beta",),
+    ),
+}
