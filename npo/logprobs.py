@@ -1,0 +1,266 @@
+"""Logits become log-probabilities here, and nowhere else.
+
+- :func:`class_logprobs`: classifiers (binary logit or K-class logits), no shift.
+- :func:`sequence_logprobs`: causal LMs; shifts labels, masks ``ignore_index``, sums the
+  per-token log-likelihoods per sequence and returns the token counts.
+- :func:`token_kl`: masked per-sequence KL between two causal-LM output distributions.
+- :func:`class_kl`: the same for classifiers.
+
+Memory: an LM's logits are ``(B, T, V)`` with ``V`` in the tens of thousands. A naive
+``log_softmax(logits.float()).gather(...)`` materialises (and autograd saves) a full float32
+``(B, T, V)`` tensor, and its backward another. The functions here are custom
+``torch.autograd.Function`` s that save only the logits and a per-row float32 logsumexp, process
+rows in chunks (each chunk upcast to float32, or float64 for float64 logits), and recompute
+each chunk's softmax in backward. The only full-size tensor they allocate is the logits'
+gradient, in the logits' dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["class_kl", "class_logprobs", "sequence_logprobs", "token_kl", "token_logprobs"]
+
+# Elements per chunk: 8 MiB of float32 on the CPU (keeps glibc from hoarding freed blocks),
+# 64 MiB on accelerators (fewer kernel launches).
+_CHUNK_ELEMENTS = {"cpu": 1 << 21}
+_CHUNK_ELEMENTS_ACCEL = 1 << 24
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _rows_per_chunk(logits: Tensor, chunk_rows: int | None) -> int:
+    if chunk_rows is not None:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+        return chunk_rows
+    elements = _CHUNK_ELEMENTS.get(logits.device.type, _CHUNK_ELEMENTS_ACCEL)
+    return max(1, elements // max(logits.shape[-1], 1))
+
+
+class _TokenLogProbs(torch.autograd.Function):
+    """Per-row ``log_softmax(logits)[target]`` for the rows ``rows`` of flat ``(N, V)`` logits."""
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, rows: Tensor, targets: Tensor, chunk: int) -> Tensor:
+        cdt = _compute_dtype(flat.dtype)
+        out = torch.empty(rows.shape[0], dtype=cdt, device=flat.device)  # (M,)
+        lse = torch.empty_like(out)  # (M,)
+        for s in range(0, rows.shape[0], chunk):
+            r = rows[s : s + chunk]
+            block = flat.index_select(0, r).to(cdt)  # (m, V)
+            lse[s : s + chunk] = torch.logsumexp(block, dim=-1)
+            picked = block.gather(1, targets[s : s + chunk, None]).squeeze(1)
+            out[s : s + chunk] = picked - lse[s : s + chunk]
+        ctx.save_for_backward(flat, rows, targets, lse)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        flat, rows, targets, lse = ctx.saved_tensors
+        grad = torch.zeros_like(flat)  # (N, V), the logits' own gradient
+        cdt = lse.dtype
+        for s in range(0, rows.shape[0], ctx.chunk):
+            r = rows[s : s + ctx.chunk]
+            g = grad_out[s : s + ctx.chunk].to(cdt)[:, None]  # (m, 1)
+            block = flat.index_select(0, r).to(cdt)  # a fresh (m, V) copy: update in place
+            block.sub_(lse[s : s + ctx.chunk, None]).exp_().mul_(-g)  # -g * softmax
+            block.scatter_add_(1, targets[s : s + ctx.chunk, None], g)
+            grad.index_copy_(0, r, block.to(flat.dtype))
+        return grad, None, None, None
+
+
+def _check_labels(logits: Tensor, labels: Tensor, ignore_index: int) -> None:
+    if logits.dim() < 2 or labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do not match: "
+            "expected logits (..., V) and labels (...)"
+        )
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"labels must be integer, got {labels.dtype}")
+    vocab = logits.shape[-1]
+    valid = labels != ignore_index
+    bad = valid & ((labels < 0) | (labels >= vocab))
+    if bool(bad.any()):
+        value = int(labels[bad][0])
+        raise ValueError(
+            f"label {value} is outside the vocabulary of size {vocab} (logits {tuple(logits.shape)});"
+            " tokenizer and model vocabularies probably differ"
+        )
+
+
+def token_logprobs(
+    logits: Tensor, labels: Tensor, *, ignore_index: int = -100, chunk_rows: int | None = None
+) -> Tensor:
+    """Log-likelihood of each label under ``logits``, **no shift**, 0 where ignored.
+
+    ``logits`` (..., V), ``labels`` (...) -> (...) in float32 (float64 for float64 logits).
+    Chunked as described in the module docstring.
+    """
+    _check_labels(logits, labels, ignore_index)
+    vocab = logits.shape[-1]
+    flat = logits.reshape(-1, vocab)  # (N, V); a view for contiguous logits
+    flat_labels = labels.reshape(-1)
+    rows = torch.nonzero(flat_labels != ignore_index).flatten()  # (M,)
+    targets = flat_labels.index_select(0, rows).long()
+    picked = _TokenLogProbs.apply(flat, rows, targets, _rows_per_chunk(logits, chunk_rows))
+    out = torch.zeros(flat_labels.shape[0], dtype=picked.dtype, device=logits.device)
+    return out.index_put((rows,), picked).reshape(labels.shape)
+
+
+def _shift(labels: Tensor, ignore_index: int) -> Tensor:
+    """Labels for position t become those of t+1; the last position is ignored.
+
+    Shifting the labels instead of slicing the logits keeps the logits a contiguous view."""
+    pad = torch.full_like(labels[..., :1], ignore_index)
+    return torch.cat([labels[..., 1:], pad], dim=-1)
+
+
+def sequence_logprobs(
+    logits: Tensor,
+    labels: Tensor,
+    *,
+    ignore_index: int = -100,
+    shift: bool = True,
+    chunk_rows: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Summed per-sequence log-likelihood of a causal LM's labels.
+
+    ``logps[b] = sum_t log softmax(logits[b, t])[labels[b, t+1]]`` over the positions whose
+    (shifted) label is not ``ignore_index``: the sum, not the mean, over answer tokens; divide
+    by ``n_tokens`` for the length-normalised form. ``shift=False`` if the labels are already
+    aligned with the logits.
+
+    Shapes: ``logits`` (B, T, V) any float dtype, ``labels`` (B, T) ->
+    ``(logps (B,) float32/float64 with autograd, n_tokens (B,) int64)``.
+    """
+    if logits.dim() != 3 or labels.dim() != 2:
+        raise ValueError(
+            f"sequence_logprobs expects logits (B, T, V) and labels (B, T); got "
+            f"{tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    if shift:
+        labels = _shift(labels, ignore_index)
+    tok = token_logprobs(logits, labels, ignore_index=ignore_index, chunk_rows=chunk_rows)
+    return tok.sum(-1), (labels != ignore_index).sum(-1)
+
+
+def class_logprobs(logits: Tensor, labels: Tensor) -> Tensor:
+    """Log-probability of each label for a classifier.
+
+    Binary: ``logits`` (...) are logits of class 1, ``labels`` (...) in {0, 1}:
+    ``log pi(y|x) = logsigmoid((2y - 1) * z)``. K-class: ``logits`` (..., K), ``labels`` (...)
+    integer: ``log_softmax(logits)[y]``. Returns (...) with autograd.
+    """
+    if logits.shape == labels.shape:
+        if not bool(((labels == 0) | (labels == 1)).all()):
+            raise ValueError("binary class_logprobs needs labels in {0, 1}")
+        sign = 2.0 * labels.to(logits.dtype) - 1.0
+        return F.logsigmoid(sign * logits)
+    if logits.shape[:-1] == labels.shape:
+        _check_labels(logits, labels, ignore_index=-(10**9))
+        return torch.log_softmax(logits, dim=-1).gather(-1, labels.long()[..., None])[..., 0]
+    raise ValueError(
+        f"class_logprobs: logits {tuple(logits.shape)} fit neither binary labels nor K-class "
+        f"labels of shape {tuple(labels.shape)}"
+    )
+
+
+def _kl_rows(lp: Tensor, lq: Tensor, direction: str) -> Tensor:
+    """Row KL from log-probs ``lp`` (policy) and ``lq`` (reference), each (m, V)."""
+    if direction == "ref||policy":
+        return (lq.exp() * (lq - lp)).sum(-1)
+    return (lp.exp() * (lp - lq)).sum(-1)
+
+
+class _TokenKL(torch.autograd.Function):
+    """Per-row KL between policy and (constant) reference logits for the selected rows."""
+
+    @staticmethod
+    def forward(ctx, pol: Tensor, ref: Tensor, rows: Tensor, direction: str, chunk: int):
+        cdt = _compute_dtype(pol.dtype)
+        out = torch.empty(rows.shape[0], dtype=cdt, device=pol.device)  # (M,)
+        for s in range(0, rows.shape[0], chunk):
+            r = rows[s : s + chunk]
+            lp = torch.log_softmax(pol.index_select(0, r).to(cdt), -1)
+            lq = torch.log_softmax(ref.index_select(0, r).to(cdt), -1)
+            out[s : s + chunk] = _kl_rows(lp, lq, direction)
+        ctx.save_for_backward(pol, ref, rows, out)
+        ctx.direction, ctx.chunk = direction, chunk
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor):
+        pol, ref, rows, kl = ctx.saved_tensors
+        grad = torch.zeros_like(pol)
+        cdt = kl.dtype
+        for s in range(0, rows.shape[0], ctx.chunk):
+            r = rows[s : s + ctx.chunk]
+            g = grad_out[s : s + ctx.chunk].to(cdt)[:, None]
+            lp = torch.log_softmax(pol.index_select(0, r).to(cdt), -1)
+            lq = torch.log_softmax(ref.index_select(0, r).to(cdt), -1)
+            if ctx.direction == "ref||policy":  # d/dz sum q (log q - log p) = p - q
+                block = lp.exp() - lq.exp()
+            else:  # d/dz sum p (log p - log q) = p * (log p - log q - KL)
+                block = lp.exp() * (lp - lq - kl[s : s + ctx.chunk, None])
+            grad.index_copy_(0, r, (g * block).to(pol.dtype))
+        return grad, None, None, None, None
+
+
+def token_kl(
+    policy_logits: Tensor,
+    ref_logits: Tensor,
+    mask: Tensor,
+    *,
+    direction: str = "ref||policy",
+    chunk_rows: int | None = None,
+) -> Tensor:
+    """Per-sequence KL summed over the masked positions, with autograd through the policy.
+
+    ``direction="ref||policy"``: ``KL(pi_ref || pi_theta) = sum_v q_v (log q_v - log p_v)``
+    per position (the official NPO code's ``+KL`` term); ``"policy||ref"`` the reverse.
+    ``ref_logits`` are treated as constants. No shift: pass the mask of the positions whose
+    next-token distributions should match (e.g. the shifted answer-label mask).
+
+    Shapes: ``policy_logits``, ``ref_logits`` (B, T, V); ``mask`` (B, T) bool -> (B,).
+    """
+    if direction not in ("ref||policy", "policy||ref"):
+        raise ValueError(f"direction must be 'ref||policy' or 'policy||ref', got {direction!r}")
+    if policy_logits.shape != ref_logits.shape or mask.shape != policy_logits.shape[:-1]:
+        raise ValueError(
+            f"token_kl shape mismatch: policy {tuple(policy_logits.shape)}, ref "
+            f"{tuple(ref_logits.shape)}, mask {tuple(mask.shape)}"
+        )
+    vocab = policy_logits.shape[-1]
+    pol = policy_logits.reshape(-1, vocab)
+    ref = ref_logits.detach().reshape(-1, vocab)
+    rows = torch.nonzero(mask.reshape(-1)).flatten()
+    per_row = _TokenKL.apply(pol, ref, rows, direction, _rows_per_chunk(pol, chunk_rows))
+    out = torch.zeros(pol.shape[0], dtype=per_row.dtype, device=pol.device)
+    return out.index_put((rows,), per_row).reshape(mask.shape).sum(-1)
+
+
+def class_kl(policy_logits: Tensor, ref_logits: Tensor, *, direction: str = "ref||policy"):
+    """KL between two binary classifiers' output distributions, per sample, with autograd.
+
+    ``policy_logits``, ``ref_logits`` (...) are logits of class 1 (``ref`` treated as a
+    constant); ``direction`` as in :func:`token_kl`. Returns (...).
+    """
+    if policy_logits.shape != ref_logits.shape:
+        raise ValueError(
+            f"class_kl shape mismatch: {tuple(policy_logits.shape)} vs {tuple(ref_logits.shape)}"
+        )
+    if direction not in ("ref||policy", "policy||ref"):
+        raise ValueError(f"direction must be 'ref||policy' or 'policy||ref', got {direction!r}")
+    ref = ref_logits.detach()
+    lp = torch.stack([F.logsigmoid(-policy_logits), F.logsigmoid(policy_logits)], -1)
+    lq = torch.stack([F.logsigmoid(-ref), F.logsigmoid(ref)], -1)
+    return _kl_rows(lp, lq, direction)
