@@ -1,0 +1,73 @@
+"""Frozen-dataclass configs with command-line overrides (no Hydra).
+
+:func:`add_dataclass_args` adds one ``--flag`` per field (help from ``field(metadata={"help":
+...})``); :func:`dataclass_from_args` builds the config back, so its ``__post_init__``
+validation runs on every CLI value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any, TypeVar
+
+__all__ = ["add_dataclass_args", "dataclass_from_args"]
+
+T = TypeVar("T")
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *, skip: tuple = ()) -> None:
+    """Add a ``--field-name`` option for each field of dataclass ``cls`` (defaults from it)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp, optional = _unwrap_optional(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"default": default, "dest": f.name}
+        doc = f.metadata.get("help", "")
+        kwargs["help"] = f"{doc} (default: {default})" if doc else f"default: {default}"
+        origin = typing.get_origin(tp)
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(tp))
+        elif origin is tuple:
+            inner = typing.get_args(tp)[0]
+            kwargs.update(nargs="+", type=inner)
+        elif tp in (int, float, str):
+            kwargs["type"] = tp
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name}: unsupported config type {tp!r}")
+        if optional and "type" in kwargs:
+            base = kwargs["type"]
+            kwargs["type"] = lambda s, base=base: None if s.lower() == "none" else base(s)
+        parser.add_argument(flag, **kwargs)
+
+
+def dataclass_from_args(cls: type[T], ns: argparse.Namespace, **extra: Any) -> T:
+    """Build ``cls`` from the parsed namespace (tuples restored); ``extra`` overrides."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or not hasattr(ns, f.name):
+            continue
+        value = getattr(ns, f.name)
+        tp, _ = _unwrap_optional(hints[f.name])
+        if typing.get_origin(tp) is tuple and value is not None:
+            value = tuple(value)
+        values[f.name] = value
+    values.update(extra)
+    return cls(**values)  # type: ignore[call-arg]

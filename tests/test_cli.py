@@ -1,0 +1,48 @@
+"""The command line: the demo writes its figure and config; bad input gives one clear line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from npo.cli import main
+from npo.demo import LandscapeConfig, run_landscape
+from npo.losses import npo_weight
+
+
+def test_demo_writes_figure_and_config(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--betas", "0.5", "2", "--points", "51"]) == 0
+    assert (tmp_path / "landscape.png").stat().st_size > 10_000
+    config = json.loads((tmp_path / "landscape.config.json").read_text())
+    assert config["betas"] == [0.5, 2.0] and config["points"] == 51
+    assert "landscape.png" in capsys.readouterr().out
+
+
+def test_landscape_weight_is_autograd_of_the_kernel():
+    data = run_landscape(LandscapeConfig(betas=(0.3, 3.0), points=101))
+    r = torch.as_tensor(data.log_ratio)
+    for i, beta in enumerate(data.config.betas):
+        w = npo_weight(r, torch.zeros_like(r), beta=beta).numpy()
+        np.testing.assert_allclose(data.npo_weight[i], w, rtol=1e-12)
+    assert np.all(data.ga_weight == 1.0)
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--betas", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "npo: error: beta must be a finite positive number, got -1.0"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["demo", "--out", str(blocker / "sub")]) == 2
+    assert "cannot create output directory" in capsys.readouterr().err
+
+
+def test_console_script_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "npo.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "demo" in out
