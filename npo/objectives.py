@@ -65,18 +65,20 @@ class SeqBatch:
     ``n_tokens``: answer tokens per sequence (``None`` means 1 each, as for classifiers).
     ``ref_logps``: the same for the reference model (no autograd), if a term needs it.
     ``kl``: per-sequence summed token KL to the reference, if a term needs it.
+    Fields no term reads may be ``None`` (a source read only through its KL has no ``logps``).
     """
 
-    logps: Tensor
+    logps: Tensor | None = None
     n_tokens: Tensor | None = None
     ref_logps: Tensor | None = None
     kl: Tensor | None = None
 
     def tokens(self) -> Tensor:
-        """Token counts as a tensor of ``logps``'s dtype and shape."""
+        """Token counts as a float tensor of the batch's shape and dtype."""
+        like = next(t for t in (self.logps, self.kl, self.ref_logps) if t is not None)
         if self.n_tokens is None:
-            return torch.ones_like(self.logps)
-        return self.n_tokens.to(self.logps.dtype)
+            return torch.ones_like(like)
+        return self.n_tokens.to(like.dtype)
 
 
 @dataclass(frozen=True)
