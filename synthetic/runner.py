@@ -1,0 +1,269 @@
+"""The batched unlearning runner: every method setting and every seed as one tensor program.
+
+Parameters are shaped ``(G, S, k)``: one group per :class:`MethodSpec` (method, learning rate,
+beta, optimiser), one run per data seed. Each step computes the forget/IDK/retain log-probs of
+all runs with :func:`npo.logprobs.class_logprobs` (and the retain KL with
+:func:`npo.logprobs.class_kl`), evaluates each group's :class:`npo.objectives.Objective` (the
+same presets and kernels the LLM path uses) on its slice, sums the per-run losses and takes one
+gradient. What each group computes follows from ``objective.needs()``, never from method names.
+
+A run whose loss turns non-finite is frozen at its last good parameters, its step recorded in
+``failed_step``; its later metrics are NaN and the other runs continue.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from npo.logprobs import class_kl, class_logprobs
+from npo.losses import npo_weight
+from npo.objectives import PRESETS, Objective, SeqBatch, preset
+from synthetic.data import Split, Task
+from synthetic.models import References, logits, split_logprobs
+from synthetic.optim import OPTIMIZERS, init_state, update
+
+__all__ = ["METRICS", "Curves", "MethodSpec", "RunConfig", "record_steps", "run_unlearning"]
+
+METRICS = (
+    "forget_distance",
+    "retain_distance",
+    "forget_kl",
+    "param_drift",
+    "npo_weight",
+    "forget_logp",
+)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method setting: a preset key with its hyperparameters. ``label`` names its curves
+    (default: the method key)."""
+
+    method: str
+    lr: float
+    beta: float = 1.0
+    gamma: float = 0.0
+    retain_weight: float = 1.0
+    optimizer: str = "gd"
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in PRESETS:
+            raise ValueError(f"unknown method {self.method!r}; valid: {sorted(PRESETS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite positive number, got {self.lr}")
+        self.objective()  # validates beta, gamma, weights
+
+    @property
+    def key(self) -> str:
+        return self.label or self.method
+
+    def objective(self) -> Objective:
+        return preset(
+            self.method, beta=self.beta, gamma=self.gamma, retain_weight=self.retain_weight
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Schedule of one unlearning run (constant learning rate, no weight decay)."""
+
+    steps: int = field(default=2000, metadata={"help": "unlearning steps"})
+    eval_every: int = field(default=25, metadata={"help": "evaluate every N steps"})
+    log_points: int = field(default=40, metadata={"help": "extra log-spaced evaluation steps"})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "forget mini-batch per step (None: full batch)"}
+    )
+    sample_seed: int = field(default=0, metadata={"help": "mini-batch sampling seed"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar on a terminal"})
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.eval_every < 1 or self.log_points < 0:
+            raise ValueError("eval_every must be >= 1 and log_points >= 0")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Raw curves: ``metrics[name]`` is (G, S, T) over ``steps`` (T,), NaN where undefined."""
+
+    specs: tuple[MethodSpec, ...]
+    seeds: tuple[int, ...]
+    steps: np.ndarray
+    metrics: dict[str, np.ndarray]
+    failed_step: np.ndarray  # (G, S), -1 where the run never failed
+
+    def metric(self, key: str, name: str) -> np.ndarray:
+        """(S, T) curves of one method key."""
+        return self.metrics[name][[s.key for s in self.specs].index(key)]
+
+
+def record_steps(steps: int, eval_every: int, log_points: int) -> np.ndarray:
+    """0, every ``eval_every`` steps, and ``log_points`` log-spaced steps in [1, steps]."""
+    grid = set(range(0, steps + 1, eval_every)) | {0, steps}
+    if log_points:
+        grid |= set(np.unique(np.round(np.geomspace(1, steps, log_points))).astype(int))
+    return np.array(sorted(grid), dtype=np.int64)
+
+
+def _take(split: Split, idx: Tensor | None) -> Split:
+    if idx is None:
+        return split
+    return Split(split.features[:, idx], split.labels[:, idx])
+
+
+class _Program:
+    """Per-step data of the batched program (constants computed once)."""
+
+    def __init__(self, task: Task, refs: References, specs: tuple[MethodSpec, ...]) -> None:
+        self.task, self.refs = task, refs
+        self.objectives = [s.objective() for s in specs]
+        self.needs = [o.needs() for o in self.objectives]
+        self.retain_groups = [g for g, n in enumerate(self.needs) if "retain" in n]
+        self.any_idk = any("idk" in n for n in self.needs)
+        th = refs.theta_ref
+        self.ref_forget = split_logprobs(task.forget, th)  # (S, n_f)
+        self.ref_idk = split_logprobs(task.forget, th, task.idk_labels)
+        self.ref_retain_logits = logits(task.retain, th)  # (S, n_r)
+        self.retr_fe = logits(task.forget_eval, refs.theta_retr)
+        self.retr_re = logits(task.retain_eval, refs.theta_retr)
+        self.ref_fe = logits(task.forget_eval, th)
+        self.betas = [
+            next((t.hparams["beta"] for t in o.terms if t.loss == "npo"), None)
+            for o in self.objectives
+        ]
+
+    def _groups(self, src: str, name: str) -> list[int]:
+        return [g for g, n in enumerate(self.needs) if name in n.get(src, ())]
+
+    def losses(self, theta: Tensor, idx_f: Tensor | None, idx_r: Tensor | None) -> Tensor:
+        """Per-run losses (G, S) with autograd to ``theta`` (G, S, k). Each (source, field) is
+        computed once, batched over exactly the groups whose objective reads it."""
+        sel = (lambda x: x) if idx_f is None else (lambda x: x[:, idx_f])
+        forget, retain = _take(self.task.forget, idx_f), _take(self.task.retain, idx_r)
+        ref_r = self.ref_retain_logits if idx_r is None else self.ref_retain_logits[:, idx_r]
+        labels = {"forget": forget.labels, "idk": sel(self.task.idk_labels)}
+        fields: dict[tuple[str, str], tuple[list[int], Tensor]] = {}
+        z_f = logits(forget, theta)  # (G, S, n_f); every preset reads the forget set
+        for src in ("forget", "idk"):
+            groups = self._groups(src, "logps")
+            if groups:
+                z = z_f[groups]
+                fields[src, "logps"] = groups, class_logprobs(z, labels[src].expand_as(z))
+        groups = sorted(set(self._groups("retain", "logps")) | set(self._groups("retain", "kl")))
+        if groups:
+            z_r = logits(retain, theta[groups])  # (G_r, S, n_r)
+            for name in ("logps", "kl"):
+                need = self._groups("retain", name)
+                if need:
+                    z = z_r[[groups.index(g) for g in need]]
+                    value = (
+                        class_logprobs(z, retain.labels.expand_as(z))
+                        if name == "logps"
+                        else class_kl(z, ref_r.expand_as(z))
+                    )
+                    fields["retain", name] = need, value
+        shared = {
+            ("forget", "ref_logps"): sel(self.ref_forget),
+            ("idk", "ref_logps"): sel(self.ref_idk),
+        }
+        out = []
+        for g, (objective, needs) in enumerate(zip(self.objectives, self.needs)):
+            batch = {}
+            for src, names in needs.items():
+                values = {}
+                for n in names - {"n_tokens"}:  # n_tokens stays None: one "token" per sample
+                    if (src, n) in shared:
+                        values[n] = shared[src, n]
+                    else:
+                        groups, tensor = fields[src, n]
+                        values[n] = tensor[groups.index(g)]
+                batch[src] = SeqBatch(**values)
+            out.append(objective(batch).loss)
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def evaluate(self, theta: Tensor) -> dict[str, Tensor]:
+        """All metrics, each (G, S)."""
+        z_fe = logits(self.task.forget_eval, theta)
+        z_re = logits(self.task.retain_eval, theta)
+        lp_f = split_logprobs(self.task.forget, theta)  # (G, S, n_f)
+        weight = torch.full(theta.shape[:2], float("nan"), dtype=theta.dtype)
+        for g, beta in enumerate(self.betas):
+            if beta is not None:
+                weight[g] = npo_weight(lp_f[g], self.ref_forget, beta=beta).mean(-1)
+        return {
+            "forget_distance": class_kl(z_fe, self.retr_fe.expand_as(z_fe)).mean(-1),
+            "retain_distance": class_kl(z_re, self.retr_re.expand_as(z_re)).mean(-1),
+            "forget_kl": class_kl(z_fe, self.ref_fe.expand_as(z_fe)).mean(-1),
+            "param_drift": (theta - self.refs.theta_ref).norm(dim=-1),
+            "npo_weight": weight,
+            "forget_logp": lp_f.mean(-1),
+        }
+
+
+def run_unlearning(
+    task: Task,
+    refs: References,
+    specs: tuple[MethodSpec, ...] | list[MethodSpec],
+    config: RunConfig = RunConfig(),
+) -> Curves:
+    """Unlearn from ``pi_ref`` with every spec x seed at once; returns the recorded curves."""
+    specs = tuple(specs)
+    if not specs:
+        raise ValueError("need at least one method spec")
+    keys = [s.key for s in specs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"method labels must be unique, got {keys}")
+    prog = _Program(task, refs, specs)
+    g_count, s_count = len(specs), refs.theta_ref.shape[0]
+    theta = refs.theta_ref.expand(g_count, *refs.theta_ref.shape).clone()
+    lrs = torch.tensor([s.lr for s in specs], dtype=theta.dtype)
+    kinds = [s.optimizer for s in specs]
+    states = init_state(kinds)
+    rec = record_steps(config.steps, config.eval_every, config.log_points)
+    metrics = {m: np.full((g_count, s_count, rec.size), np.nan) for m in METRICS}
+    alive = torch.ones(g_count, s_count, dtype=torch.bool)
+    failed = np.full((g_count, s_count), -1, dtype=np.int64)
+    gen = torch.Generator().manual_seed(config.sample_seed)
+    n_f, n_r = task.forget.labels.shape[1], task.retain.labels.shape[1]
+
+    def record(col: int) -> None:
+        for name, value in prog.evaluate(theta).items():
+            metrics[name][:, :, col] = torch.where(alive, value, float("nan")).numpy()
+
+    record(0)
+    col = 1
+    bar = tqdm(range(1, config.steps + 1), desc="unlearning", disable=not config.progress or None)
+    for step in bar:
+        idx_f = idx_r = None
+        if config.batch_size is not None:
+            b_f = min(config.batch_size, n_f)
+            idx_f = torch.randperm(n_f, generator=gen)[:b_f]
+            idx_r = torch.randperm(n_r, generator=gen)[: max(1, b_f * n_r // n_f)]
+        th = theta.detach().requires_grad_()
+        losses = prog.losses(th, idx_f, idx_r)  # (G, S)
+        finite = torch.isfinite(losses.detach())
+        newly = alive & ~finite
+        if bool(newly.any()):
+            failed[newly.numpy()] = step
+            alive &= finite
+        total = torch.where(alive, losses, torch.zeros_like(losses)).sum()
+        (grad,) = torch.autograd.grad(total, th)
+        new = update(theta, torch.nan_to_num(grad), lrs, kinds, states, step)
+        theta = torch.where(alive[..., None], new, theta)
+        if col < rec.size and step == rec[col]:
+            record(col)
+            col += 1
+    return Curves(specs, tuple(task.config.seeds), rec, metrics, failed)
