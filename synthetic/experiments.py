@@ -1,0 +1,294 @@
+"""The paper's synthetic experiments (Sec. 4, App. B/D) and two beyond it, as data.
+
+Each ``run_<name>(config)`` returns an :class:`ExperimentResult` (curves summarised over seeds,
+a table, notes); :mod:`synthetic.plots` draws it and :mod:`synthetic.figures` writes it. Nothing
+here parses arguments, prints or writes files.
+
+Settings follow the paper's Table 1 (:data:`TABLE1`). SimNPO is not in the paper's synthetic
+study; we run it with NPO's learning rate and beta (``gamma = 0``): with one "token" per sample
+its loss is NPO's with ``log pi_ref`` replaced by the constant ``-gamma/beta``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from npo.objectives import PRESETS
+from synthetic.data import Task, TaskConfig, make_task
+from synthetic.models import References, train_references
+from synthetic.runner import METRICS, Curves, MethodSpec, RunConfig, run_unlearning
+from synthetic.stats import crossing, median_curve, summarize
+from theory.dynamics import fit_divergence
+
+__all__ = [
+    "PAPER_EXPERIMENTS",
+    "TABLE1",
+    "ExperimentResult",
+    "ReproduceConfig",
+    "references",
+    "table1_specs",
+]
+
+FIG4_METHODS = (
+    "ga", "ga+rt", "ga+kl", "idk+rt", "npo", "npo+rt", "npo+kl", "dpo+rt", "simnpo", "simnpo+rt",
+)  # fmt: skip
+_GA_FAMILY = {"ga", "ga+rt", "ga+kl", "idk+rt"}
+_DPO = {"dpo+rt"}
+# alpha -> family -> (lr, beta)
+TABLE1 = {
+    1.0: {"ga": (5e-4, 1.0), "npo": (5e-3, 1.0), "dpo": (5e-3, 0.1)},
+    0.0: {"ga": (1e-4, 1.0), "npo": (5e-2, 10.0), "dpo": (5e-2, 5.0)},
+}
+CROSSING_LEVEL = 0.02
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """Options shared by every synthetic experiment."""
+
+    seeds: int = field(default=5, metadata={"help": "number of seeds (0..N-1)"})
+    steps: int | None = field(
+        default=None, metadata={"help": "override every experiment's unlearning steps"}
+    )
+    eval_every: int = field(default=25, metadata={"help": "evaluate every N steps"})
+    ref_steps: int = field(default=20000, metadata={"help": "GD steps for pi_ref and pi_retr"})
+    methods: tuple[str, ...] = field(
+        default=FIG4_METHODS, metadata={"help": "methods of fig4/fig9 (preset keys)"}
+    )
+    lr: float | None = field(
+        default=None, metadata={"help": "override Table 1's learning rate in fig4/fig9"}
+    )
+    beta: float | None = field(default=None, metadata={"help": "override Table 1's beta"})
+    quick: bool = field(default=False, metadata={"help": "smaller sizes (about a minute for all)"})
+    progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        if not self.methods:
+            raise ValueError("methods must not be empty")
+        for m in self.methods:
+            if m not in PRESETS:
+                raise ValueError(f"unknown method {m!r}; valid: {sorted(PRESETS)}")
+        object.__setattr__(self, "methods", tuple(self.methods))
+        for name in ("lr", "beta"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite positive number, got {value}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.eval_every < 1 or self.ref_steps < 1:
+            raise ValueError("eval_every and ref_steps must be >= 1")
+
+    def n_steps(self, full: int, quick: int) -> int:
+        return self.steps or (quick if self.quick else full)
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """Seeds 0..N-1; ``quick`` uses at most 3."""
+        return tuple(range(min(self.seeds, 3) if self.quick else self.seeds))
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """``curves[method][metric]`` = summary over seeds (:func:`synthetic.stats.summarize`)."""
+
+    name: str
+    config: dict
+    steps: np.ndarray
+    curves: dict[str, dict[str, dict[str, np.ndarray]]]
+    table: list[dict]
+    notes: list[str] = field(default_factory=list)
+    extras: dict = field(default_factory=dict)
+    headline: str = ""
+
+
+def table1_specs(
+    alpha: float, methods=FIG4_METHODS, lr: float | None = None, beta: float | None = None
+) -> tuple[MethodSpec, ...]:
+    """Table 1's (lr, beta) for each method at ``alpha`` in {1, 0} (``lr``/``beta`` override)."""
+    if alpha not in TABLE1:
+        raise ValueError(f"Table 1 has settings for alpha in {sorted(TABLE1)}, not {alpha}")
+    row = TABLE1[alpha]
+    specs = []
+    for m in methods:
+        family = "ga" if m in _GA_FAMILY else "dpo" if m in _DPO else "npo"
+        lr_m, beta_m = row[family]
+        specs.append(MethodSpec(m, lr or lr_m, beta=beta or beta_m))
+    return tuple(specs)
+
+
+@functools.lru_cache(maxsize=4)
+def _task_and_refs(task_config: TaskConfig, ref_steps: int) -> tuple[Task, References]:
+    task = make_task(task_config)
+    return task, train_references(task, steps=ref_steps)
+
+
+def references(config: ReproduceConfig, alpha: float) -> tuple[Task, References]:
+    """The task and its ``pi_ref``/``pi_retr`` (cached per process)."""
+    return _task_and_refs(TaskConfig(alpha=alpha, seeds=config.seed_list), config.ref_steps)
+
+
+@functools.lru_cache(maxsize=8)
+def run_cached(config: ReproduceConfig, alpha: float, specs: tuple, run: RunConfig) -> Curves:
+    task, refs = references(config, alpha)
+    return run_unlearning(task, refs, specs, run)
+
+
+def summaries(curves: Curves) -> dict:
+    return {s.key: {m: summarize(curves.metric(s.key, m)) for m in METRICS} for s in curves.specs}
+
+
+def verdict(steps: np.ndarray, curve: np.ndarray) -> dict:
+    ok = (steps > 0) & np.isfinite(curve)
+    try:
+        fit = fit_divergence(steps[ok], curve[ok])
+    except ValueError as exc:
+        return {"verdict": "undecided", "reason": str(exc)}
+    return {
+        "verdict": fit.verdict,
+        "rate_exponent": fit.rate_exponent,
+        "linear_r2": fit.linear_fit.r2,
+        "log_r2": fit.log_fit.r2,
+        "log_tau": fit.log_fit.tau,
+        "summary": fit.summary(),
+    }
+
+
+def _late_linear_r2(steps: np.ndarray, curve: np.ndarray) -> float:
+    half = steps >= steps[-1] / 2
+    x, y = steps[half], curve[half]
+    pred = np.polyval(np.polyfit(x, y, 1), x)
+    return float(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def base_config(config: ReproduceConfig, **extra) -> dict:
+    return {"reproduce": asdict(config), **extra}
+
+
+def _run_table1(config: ReproduceConfig, alpha: float) -> tuple[Curves, RunConfig]:
+    run = RunConfig(config.n_steps(2000, 2000), config.eval_every, progress=config.progress)
+    specs = table1_specs(alpha, config.methods, config.lr, config.beta)
+    return run_cached(config, alpha, specs, run), run
+
+
+def _fig4(config: ReproduceConfig, alpha: float) -> ExperimentResult:
+    curves, run = _run_table1(config, alpha)
+    _task, refs = references(config, alpha)
+    rows = []
+    for s in curves.specs:
+        fd, rd = curves.metric(s.key, "forget_distance"), curves.metric(s.key, "retain_distance")
+        mf, mr = median_curve(fd), median_curve(rd)
+        i = int(np.nanargmin(mf))
+        cross = crossing(curves.steps, fd, rd, CROSSING_LEVEL)
+        kl = median_curve(curves.metric(s.key, "forget_kl"))
+        rows.append({
+            "method": s.key, "lr": s.lr, "beta": s.beta,
+            "start_forget": mf[0], "start_retain": mr[0],
+            "final_forget_median": mf[-1], "final_forget_mean": float(np.nanmean(fd[:, -1])),
+            "final_retain_median": mr[-1], "final_retain_mean": float(np.nanmean(rd[:, -1])),
+            "min_forget": mf[i], "min_forget_step": int(curves.steps[i]),
+            "retain_at_0.02": None if cross is None else cross.other,
+            "step_at_0.02": None if cross is None else cross.step,
+            "forget_kl_rate": verdict(curves.steps, kl)["verdict"],
+            "failed_runs": int((curves.failed_step[curves.specs.index(s)] >= 0).sum()),
+        })  # fmt: skip
+    start = (rows[0]["start_forget"], rows[0]["start_retain"])
+    notes = [
+        f"Start point (median over {len(config.seed_list)} seeds): forget distance {start[0]:.3f}, "
+        f"retain distance {start[1]:.4f} (the paper reads about 1.70 and 0.02 at alpha = 1).",
+        f"pi_ref / pi_retr final gradient norms: max {float(refs.grad_norm_ref.max()):.2e} / "
+        f"{float(refs.grad_norm_retr.max()):.2e} after {refs.steps} GD steps (lr {refs.lr}).",
+        f"'retain_at_0.02': median retain distance where the median forget distance first "
+        f"reaches {CROSSING_LEVEL} (log-interpolated); empty if it never does.",
+    ]
+    name = f"fig4-alpha{alpha:g}"
+    cfg = base_config(config, alpha=alpha, run=asdict(run), specs=[asdict(s) for s in curves.specs])
+    reached = [r for r in rows if r["retain_at_0.02"] is not None]
+    best = min(reached, key=lambda r: r["retain_at_0.02"]) if reached else None
+    headline = f"start ({start[0]:.2f}, {start[1]:.3f}); " + (
+        f"lowest retain distance at forget distance {CROSSING_LEVEL}: {best['method']} "
+        f"({best['retain_at_0.02']:.4f})"
+        if best
+        else f"no method reached forget distance {CROSSING_LEVEL}"
+    )
+    return ExperimentResult(
+        name, cfg, curves.steps, summaries(curves), rows, notes, headline=headline
+    )
+
+
+def run_fig4_alpha1(config: ReproduceConfig) -> ExperimentResult:
+    return _fig4(config, 1.0)
+
+
+def run_fig4_alpha0(config: ReproduceConfig) -> ExperimentResult:
+    return _fig4(config, 0.0)
+
+
+def run_fig9(config: ReproduceConfig) -> ExperimentResult:
+    """Forget KL ``E KL(pi_ref || pi_theta)`` on forget evaluation data, and its growth rate."""
+    curves, run = _run_table1(config, 1.0)
+    rows = []
+    for s in curves.specs:
+        kl = median_curve(curves.metric(s.key, "forget_kl"))
+        v = verdict(curves.steps, kl)
+        rows.append({
+            "method": s.key, "final_forget_kl": kl[-1], "verdict": v["verdict"],
+            "rate_exponent": v.get("rate_exponent"), "late_linear_r2": _late_linear_r2(curves.steps, kl),
+            "linear_r2": v.get("linear_r2"), "log_r2": v.get("log_r2"), "log_tau": v.get("log_tau"),
+        })  # fmt: skip
+    notes = [
+        "Verdicts by theory.dynamics.fit_divergence on the median forget-KL curve (log-spaced "
+        "record steps from 1 to the end); 'late_linear_r2' is a linear fit's R^2 over the last "
+        "half of the run."
+    ]
+    cfg = base_config(config, alpha=1.0, run=asdict(run))
+    headline = "forget-KL growth: " + ", ".join(f"{r['method']} {r['verdict']}" for r in rows)
+    return ExperimentResult(
+        "fig9", cfg, curves.steps, summaries(curves), rows, notes, headline=headline
+    )
+
+
+FIG3_BETAS = (0.01, 0.1, 0.2, 0.5, 1.0)
+
+
+def run_fig3(config: ReproduceConfig) -> ExperimentResult:
+    """NPO without retain term over beta, against GA, at one learning rate (App. D, Fig. 3)."""
+    specs = (
+        MethodSpec("ga", 0.0005),
+        *tuple(MethodSpec("npo", 0.0005, beta=b, label=f"npo[beta={b:g}]") for b in FIG3_BETAS),
+    )
+    run = RunConfig(config.n_steps(10000, 3000), config.eval_every, progress=config.progress)
+    curves = run_cached(config, 1.0, specs, run)
+    ga_f = median_curve(curves.metric("ga", "forget_distance"))
+    ga_r = median_curve(curves.metric("ga", "retain_distance"))
+    rows = []
+    for s in specs[1:]:
+        f = median_curve(curves.metric(s.key, "forget_distance"))
+        r = median_curve(curves.metric(s.key, "retain_distance"))
+        rows.append({
+            "method": s.key, "beta": s.beta,
+            "max_forget_gap_to_ga": float(np.nanmax(np.abs(f - ga_f))),
+            "max_retain_gap_to_ga": float(np.nanmax(np.abs(r - ga_r))),
+            "final_forget": f[-1], "final_retain": r[-1],
+        })  # fmt: skip
+    notes = ["Gaps: max over recorded steps of |median NPO curve - median GA curve|."]
+    cfg = base_config(config, alpha=1.0, run=asdict(run), betas=FIG3_BETAS, lr=5e-4)
+    headline = "max forget-distance gap to GA by beta: " + ", ".join(
+        f"{r['beta']:g}: {r['max_forget_gap_to_ga']:.3g}" for r in rows
+    )
+    return ExperimentResult(
+        "fig3", cfg, curves.steps, summaries(curves), rows, notes, headline=headline
+    )
+
+
+PAPER_EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {
+    "fig4-alpha1": run_fig4_alpha1,
+    "fig4-alpha0": run_fig4_alpha0,
+    "fig9": run_fig9,
+    "fig3": run_fig3,
+}

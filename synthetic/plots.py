@@ -1,0 +1,159 @@
+"""Figures of the synthetic experiments. Every function returns a ``Figure`` (never shows or
+saves it); curves are medians over seeds with interquartile bands (the forget distance is
+heavy-tailed across seeds, so means would mislead)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from synthetic.experiments import ExperimentResult
+
+__all__ = [
+    "PLOTS",
+    "plot_beta_rate",
+    "plot_curves",
+    "plot_fig3",
+    "plot_fig4",
+    "plot_fig9",
+    "plot_optimizers",
+    "plot_pareto",
+]
+
+LABELS = {
+    "forget_distance": "forget distance  KL(pi_retr || pi_theta)",
+    "retain_distance": "retain distance  KL(pi_retr || pi_theta)",
+    "forget_kl": "forget KL  KL(pi_ref || pi_theta)",
+    "param_drift": "||theta_t - theta_ref||",
+    "npo_weight": "mean NPO weight W",
+    "forget_logp": "mean forget log-likelihood",
+}
+
+
+def _axes(ax, n=1, width=5.0):
+    if ax is None:
+        fig, ax = plt.subplots(1, n, figsize=(width * n, 4), squeeze=False)
+        return fig, list(ax[0])
+    axes = list(np.atleast_1d(ax))
+    return axes[0].figure, axes
+
+
+def _color(i: int):
+    return plt.get_cmap("tab10")(i % 10)
+
+
+def plot_curves(
+    result: ExperimentResult, metric: str, ax=None, *, logx=False, logy=False, methods=None
+):
+    """Median and interquartile band of ``metric`` against the step, one line per method."""
+    fig, (a,) = _axes(ax)
+    steps = result.steps.astype(float)
+    x = np.where(steps > 0, steps, np.nan) if logx else steps
+    for i, method in enumerate(methods or result.curves):
+        c = result.curves[method][metric]
+        a.plot(x, c["median"], color=_color(i), label=method, lw=1.4)
+        a.fill_between(x, c["q25"], c["q75"], color=_color(i), alpha=0.15, lw=0)
+    a.set(xlabel="step", ylabel=LABELS.get(metric, metric))
+    if logx:
+        a.set_xscale("log")
+    if logy:
+        a.set_yscale("log")
+    a.grid(alpha=0.3)
+    a.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def plot_pareto(result: ExperimentResult, ax=None, *, methods=None):
+    """Retain distance against forget distance along each method's median trajectory."""
+    fig, (a,) = _axes(ax)
+    for i, method in enumerate(methods or result.curves):
+        f = result.curves[method]["forget_distance"]["median"]
+        r = result.curves[method]["retain_distance"]["median"]
+        a.plot(f, r, color=_color(i), label=method, lw=1.4)
+        a.plot(f[:1], r[:1], "o", color="k", ms=4)
+    a.set(
+        xscale="log",
+        yscale="log",
+        xlabel=LABELS["forget_distance"],
+        ylabel=LABELS["retain_distance"],
+    )
+    a.set_title("Pareto: lower-left is better", fontsize=9)
+    a.grid(alpha=0.3, which="both")
+    a.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def plot_fig4(result: ExperimentResult, ax=None):
+    fig, axes = _axes(ax, 3)
+    plot_curves(result, "forget_distance", axes[0], logy=True)
+    plot_curves(result, "retain_distance", axes[1], logy=True)
+    plot_pareto(result, axes[2])
+    fig.suptitle(f"{result.name}: distances to the retrained model (median, IQR over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig9(result: ExperimentResult, ax=None):
+    fig, axes = _axes(ax, 2)
+    plot_curves(result, "forget_kl", axes[0])
+    plot_curves(result, "forget_kl", axes[1], logx=True, logy=True)
+    verdicts = {r["method"]: r["verdict"] for r in result.table}
+    labels = [f"{m} ({verdicts[m]})" for m in result.curves]
+    axes[1].legend(axes[1].get_lines(), labels, fontsize=7, ncol=1, loc="upper left")
+    fig.suptitle("fig9: forget KL to pi_ref; linear (left) and log-log (right) axes")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig3(result: ExperimentResult, ax=None):
+    fig, axes = _axes(ax, 2)
+    plot_pareto(result, axes[0])
+    plot_curves(result, "forget_distance", axes[1], logy=True)
+    fig.suptitle("fig3: NPO without retain term tends to GA as beta -> 0 (lr 5e-4)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_optimizers(result: ExperimentResult, ax=None):
+    fig, axes = _axes(ax, 2)
+    for a, family in zip(axes, ("ga", "npo")):
+        methods = [m for m in result.curves if m.startswith(family + "/")]
+        plot_curves(result, "param_drift", a, logx=True, logy=True, methods=methods)
+        verdicts = {r["method"]: r["drift_verdict"] for r in result.table}
+        a.legend(a.get_lines(), [f"{m} ({verdicts[m]})" for m in methods], fontsize=7)
+        a.set_title(f"{family.upper()}: drift under each optimiser", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_beta_rate(result: ExperimentResult, ax=None):
+    fig, axes = _axes(ax, 2)
+    steps = result.steps.astype(float)
+    for i, method in enumerate(result.curves):
+        logp = result.curves[method]["forget_logp"]["seeds"]
+        drift = np.nanmedian(-(logp - logp[:, :1]), axis=0)
+        axes[0].plot(np.where(steps > 0, steps, np.nan), drift, color=_color(i), label=method)
+    axes[0].set(xscale="log", xlabel="step", ylabel="-(mean forget log-ratio)")
+    axes[0].legend(fontsize=7)
+    axes[0].grid(alpha=0.3)
+    ex = result.extras
+    axes[1].plot(ex["betas"], ex["slopes"], "o-", label="measured late slope")
+    axes[1].plot(ex["betas"], ex["theory"], "k--", label="theory: 1/beta")
+    axes[1].set(xscale="log", yscale="log", xlabel="beta", ylabel="d(-log-ratio) / d(log t)")
+    axes[1].set_xticks(ex["betas"], [f"{b:g}" for b in ex["betas"]])
+    axes[1].xaxis.set_minor_formatter(plt.NullFormatter())
+    axes[1].legend(fontsize=8)
+    axes[1].grid(alpha=0.3, which="both")
+    fig.suptitle("beta-rate: NPO's logarithmic divergence rate against beta")
+    fig.tight_layout()
+    return fig
+
+
+PLOTS = {
+    "fig4-alpha1": plot_fig4,
+    "fig4-alpha0": plot_fig4,
+    "fig9": plot_fig9,
+    "fig3": plot_fig3,
+    "optimizers": plot_optimizers,
+    "beta-rate": plot_beta_rate,
+}
