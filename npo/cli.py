@@ -18,26 +18,65 @@ __all__ = ["main"]
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    from npo.demo import LandscapeConfig
-
-    p.add_argument("--out", type=Path, default=Path("results/demo"), help="output directory")
-    add_dataclass_args(p, LandscapeConfig)
+    p.add_argument("--out", type=Path, default=Path("results"), help="output directory")
+    p.add_argument(
+        "--full", action="store_true", help="paper-size experiments instead of the quick subset"
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
 def _demo(ns: argparse.Namespace) -> int:
+    """The main job on embedded defaults: the loss landscape, then every synthetic experiment
+    (the quick subset unless ``--full``), with a summary table."""
     from npo.demo import LandscapeConfig, plot_landscape, run_landscape
     from npo.results import ensure_out_dir, write_figure
 
-    config = dataclass_from_args(LandscapeConfig, ns)
     out = ensure_out_dir(ns.out)
-    data = run_landscape(config)
-    png = write_figure(plot_landscape(data), out, "landscape", config=config)
-    print(f"wrote {png} (GA vs NPO loss and gradient weight against the log-ratio)")
+    config = LandscapeConfig()
+    png = write_figure(plot_landscape(run_landscape(config)), out, "landscape", config=config)
+    print(f"landscape: wrote {png}")
+    argv = argparse.Namespace(names=["all"], out=out, quick=not ns.full, progress=ns.progress)
+    return _reproduce(argv)
+
+
+def _reproduce_args(p: argparse.ArgumentParser) -> None:
+    from synthetic.experiments import ReproduceConfig
+    from synthetic.reproduce import EXPERIMENTS
+
+    p.add_argument(
+        "names", nargs="+", metavar="NAME", help=f"experiments: all, {', '.join(EXPERIMENTS)}"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    add_dataclass_args(p, ReproduceConfig)
+
+
+def _reproduce(ns: argparse.Namespace) -> int:
+    from npo.results import ensure_out_dir
+    from synthetic.experiments import ReproduceConfig
+    from synthetic.figures import write_result
+    from synthetic.plots import PLOTS
+    from synthetic.reproduce import EXPERIMENTS, run_experiments
+
+    config = dataclass_from_args(ReproduceConfig, ns)  # absent flags keep their defaults
+    unknown = [n for n in ns.names if n != "all" and n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown experiment {unknown[0]!r}; valid: {['all', *EXPERIMENTS]}")
+    out = ensure_out_dir(ns.out)
+    rows = []
+    for name, result in run_experiments(ns.names, config):
+        paths = write_result(result, out, PLOTS[name])
+        print(f"{name}: wrote {', '.join(str(p) for p in paths)}", flush=True)
+        rows.append((name, result.headline))
+    width = max(len(n) for n, _ in rows)
+    print("\nSummary")
+    for name, headline in rows:
+        print(f"  {name:<{width}}  {headline}")
     return 0
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("run the demo job and write its figures", _demo_args, _demo),
+    "reproduce": ("reproduce the paper's synthetic experiments", _reproduce_args, _reproduce),
 }
 
 

@@ -14,12 +14,18 @@ from npo.demo import LandscapeConfig, run_landscape
 from npo.losses import npo_weight
 
 
-def test_demo_writes_figure_and_config(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--betas", "0.5", "2", "--points", "51"]) == 0
+def test_demo_writes_every_figure_and_a_summary(tmp_path, capsys):
+    from synthetic.reproduce import EXPERIMENTS
+
+    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
     assert (tmp_path / "landscape.png").stat().st_size > 10_000
     config = json.loads((tmp_path / "landscape.config.json").read_text())
-    assert config["betas"] == [0.5, 2.0] and config["points"] == 51
-    assert "landscape.png" in capsys.readouterr().out
+    assert config["betas"] == [0.1, 0.5, 1.0, 2.0, 5.0]
+    for name in EXPERIMENTS:
+        for ext in ("png", "json", "md"):
+            assert (tmp_path / f"{name}.{ext}").is_file(), f"{name}.{ext}"
+    out = capsys.readouterr().out
+    assert "Summary" in out and all(name in out for name in EXPERIMENTS)
 
 
 def test_landscape_weight_is_autograd_of_the_kernel():
@@ -32,7 +38,7 @@ def test_landscape_weight_is_autograd_of_the_kernel():
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--betas", "-1"]) == 2
+    assert main(["reproduce", "fig9", "--out", str(tmp_path), "--beta", "-1"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "npo: error: beta must be a finite positive number, got -1.0"
     blocker = tmp_path / "file"
