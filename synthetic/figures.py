@@ -1,17 +1,20 @@
-"""The synthetic package's writer: ``DIR/NAME.png``, ``DIR/NAME.json`` (config, steps, curves,
-table, notes) and ``DIR/NAME.md`` (a table), through :mod:`npo.results`."""
+"""The synthetic package's writer: experiment results (``DIR/NAME.png``, ``DIR/NAME.json`` with
+config, steps, curves, table, notes, and ``DIR/NAME.md``) and generated TOFU-format split files,
+through :mod:`npo.results`."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 from npo.results import atomic_write_text, ensure_out_dir, write_figure, write_json
+from synthetic.authors import AuthorsData, split_authors
 from synthetic.experiments import ExperimentResult
 
-__all__ = ["markdown_table", "result_json", "write_result"]
+__all__ = ["markdown_table", "result_json", "write_result", "write_tofu_splits"]
 
 
 def result_json(result: ExperimentResult) -> dict:
@@ -60,3 +63,43 @@ def write_result(result: ExperimentResult, out_dir: str | Path, plot) -> list[Pa
     md += ["", f"Figure: `{png.name}`; data: `{js.name}`.", ""]
     mdp = atomic_write_text(out / f"{result.name}.md", "\n".join(md))
     return [png, js, mdp]
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_tofu_splits(
+    data: AuthorsData, out_dir: str | Path, percents: tuple[int, ...] = (1, 5, 10, 20, 50, 90)
+) -> dict:
+    """Write TOFU's split files (JSON Lines, as TOFU ships them) for the generated authors.
+
+    ``full``, ``forgetXX`` (last XX% of authors), ``retainYY`` (the rest), ``forgetXX_perturbed``,
+    ``retain_perturbed`` (the first 10% of authors, disjoint from every forget split),
+    ``real_authors_perturbed``, ``world_facts_perturbed`` and ``idontknow.jsonl``. Returns a
+    report: ``{"written": {percent: n_authors}, "skipped": {percent: reason}}``.
+    """
+    out = ensure_out_dir(out_dir)
+    n, per = data.config.n_authors, data.config.qa_per_author
+    plain = [{"question": r["question"], "answer": r["answer"]} for r in data.rows]
+    _jsonl(out / "full.json", plain)
+    n_keep = max(1, int(n * 0.1 + 0.5))
+    written, skipped = {}, {}
+    for pct in percents:
+        count = split_authors(n, pct)
+        if count is None:
+            skipped[pct] = f"{pct}% of {n} authors is no whole author"
+            continue
+        if n - count < n_keep:
+            skipped[pct] = f"forget{pct:02d} would overlap retain_perturbed ({n_keep} authors)"
+            continue
+        cut = (n - count) * per
+        _jsonl(out / f"forget{pct:02d}.json", plain[cut:])
+        _jsonl(out / f"forget{pct:02d}_perturbed.json", data.rows[cut:])
+        _jsonl(out / f"retain{100 - pct:02d}.json", plain[:cut])
+        written[pct] = count
+    _jsonl(out / "retain_perturbed.json", data.rows[: n_keep * per])
+    _jsonl(out / "real_authors_perturbed.json", data.real_authors)
+    _jsonl(out / "world_facts_perturbed.json", data.world_facts)
+    atomic_write_text(out / "idontknow.jsonl", "\n".join(data.idk))
+    return {"written": written, "skipped": skipped, "retain_perturbed_authors": n_keep}
