@@ -53,47 +53,92 @@ def omega_shift(s, *, log_s=None) -> np.ndarray:
     """Solve ``y + expm1(y) = s`` for real ``s`` (vectorised): ``y = omega(1 + s)`` where
     ``omega`` is the Wright omega function (``omega + log omega = x``), ``= log W0(e^{1+s})``.
 
-    ``f(y) = y + expm1(y) - s`` is increasing and convex, so Newton from a point with
-    ``f >= 0`` decreases monotonically to the root. Starting points (all upper bounds):
-    ``min(s/2, log1p(s))`` for ``s >= 0``, ``min(s/2, s + 1)`` for ``s < 0``. For ``s > 1e15``
-    the root is ``log(1 + s - y) = log s + log1p((1 - y)/s)``, computed from ``log_s`` when
-    given (so ``s`` itself may overflow to ``inf``).
+    ``f(y) = y + expm1(y) - s`` is increasing and convex. For ``0 <= s <= 1e15``: Halley
+    iterations (cubic) from ``s/2 - s^2/16 + s^3/192`` (``s <= 1/2``) or
+    ``log1p(s - log1p(s/2))`` (one step of ``y = log(1 + s - y)``), about three passes. For
+    ``s < 0``: Newton from ``min(s/2, s + 1)``, where ``f >= 0``, which decreases monotonically
+    to the root. For ``s > 1e15`` the root is ``log(1 + s - y) = log s + log1p((1 - y)/s)``,
+    computed from ``log_s`` (a callable returning ``log s`` on a boolean mask, or an array)
+    when given, so ``s`` itself may overflow to ``inf``. ``exp`` is never taken of anything
+    larger than ``y``.
     """
     s = np.asarray(s, dtype=np.float64)
     y = np.empty_like(s)
     big = s > _LARGE
     if np.any(big):
-        ls = np.log(s[big]) if log_s is None else np.broadcast_to(log_s, s.shape)[big]
+        if log_s is None:
+            ls = np.log(s[big])
+        elif callable(log_s):
+            ls = log_s(big)
+        else:
+            ls = np.broadcast_to(log_s, s.shape)[big]
         yb = ls
         for _ in range(3):
             yb = ls + np.log1p((1.0 - yb) * np.exp(-ls))
         y[big] = yb
-    small = ~big
-    if np.any(small):
-        y[small] = _newton(s[small])
+    neg = s < 0
+    mid = ~(big | neg)
+    if np.all(mid):
+        return _halley(s)
+    if np.any(mid):
+        y[mid] = _halley(s[mid])
+    if np.any(neg):
+        y[neg] = _newton_negative(s[neg])
     return y
 
 
-def _newton(s: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        y = np.where(s >= 0, np.minimum(0.5 * s, np.log1p(np.maximum(s, 0.0))), 0.0)
-    y = np.where(s < 0, np.minimum(0.5 * s, s + 1.0), y)
+def _halley(s: np.ndarray) -> np.ndarray:
+    y = np.empty_like(s)
+    small = s <= 0.5
+    ss = s[small]
+    y[small] = ss * (0.5 + ss * (-1.0 / 16.0 + ss / 192.0))
+    sb = s[~small]
+    y[~small] = np.log1p(sb - np.log1p(0.5 * sb))
+    for _ in range(50):
+        em1 = np.expm1(y)
+        f = y + em1
+        f -= s
+        fp = em1 + 2.0  # f' = 1 + e^y; f'' = e^y
+        den = 2.0 * fp * fp
+        den -= f * (em1 + 1.0)
+        step = 2.0 * f * fp
+        step /= den
+        y -= step
+        if np.all(np.abs(step) <= 4 * _EPS * np.abs(y)):
+            break
+    return y
+
+
+def _newton_negative(s: np.ndarray) -> np.ndarray:
+    y = np.minimum(0.5 * s, s + 1.0)
     for _ in range(100):
         step = (y + np.expm1(y) - s) / (1.0 + np.exp(y))
         y = y - step
-        if np.all(np.abs(step) <= 4 * _EPS * np.maximum(np.abs(y), 1e-300)):
+        if np.all(np.abs(step) <= 4 * _EPS * np.abs(y)):
             break
     return y
 
 
 def _s_and_log_s(t, beta, K):
+    """``s = 2 beta K t`` (may overflow to inf) and a callable giving ``log s`` on a mask,
+    computed from the logs of the factors (only where needed: it costs four passes)."""
     t = nonnegative("t", t)
     beta = positive("beta", beta)
     K = positive("K", K)
-    with np.errstate(over="ignore", divide="ignore"):
+    with np.errstate(over="ignore"):
         s = 2.0 * beta * K * t
-        log_s = np.log(2.0) + np.log(beta) + np.log(K) + np.log(t)
+
+    def log_s(mask: np.ndarray) -> np.ndarray:
+        parts = [np.broadcast_to(x, s.shape)[mask] for x in (beta, K, t)]
+        return np.log(2.0) + np.log(parts[0]) + np.log(parts[1]) + np.log(parts[2])
+
     return s, log_s, beta
+
+
+def _s_and_log_s_array(t, beta, K):
+    s, log_s, beta = _s_and_log_s(t, beta, K)
+    with np.errstate(divide="ignore"):
+        return s, log_s(np.ones(s.shape, dtype=bool)).reshape(s.shape), beta
 
 
 def ga_log_ratio(t, *, K) -> np.ndarray | float:
@@ -124,7 +169,7 @@ def npo_log_ratio_asymptote(t, *, beta, K) -> np.ndarray | float:
     """Large-``t`` asymptote ``-(1/beta) log(1 + 2 beta K t)`` of :func:`npo_log_ratio`: a lower
     bound on it, with absolute error ``<= log(1+s) / (beta (1 + s - log(1+s)))``,
     ``s = 2 beta K t``, so the relative error is ``O(1/s) -> 0``."""
-    s, log_s, beta = _s_and_log_s(t, beta, K)
+    s, log_s, beta = _s_and_log_s_array(t, beta, K)
     return scalar_out(-_log1p_s(s, log_s) / beta)
 
 
@@ -132,7 +177,7 @@ def npo_log_ratio_bounds(t, *, beta, K) -> tuple[np.ndarray, np.ndarray]:
     """Exact two-sided bounds ``(lo, hi)`` with ``lo <= npo_log_ratio <= hi``:
     ``lo = -(1/beta) log(1+s)`` (the asymptote), ``hi = -(1/beta) log(1 + s - log(1+s))``,
     ``s = 2 beta K t``. From ``v = log(1 + s - v)`` and ``0 <= v <= log(1+s)``."""
-    s, log_s, beta = _s_and_log_s(t, beta, K)
+    s, log_s, beta = _s_and_log_s_array(t, beta, K)
     l1 = _log1p_s(s, log_s)
     with np.errstate(over="ignore", invalid="ignore"):
         inner = np.where(
@@ -150,7 +195,7 @@ def npo_local_log_rate(t, *, beta, K) -> np.ndarray | float:
     """Exact local divergence rate of the NPO flow per unit ``log t``:
     ``-du/dlog t = t * 2K sigmoid(beta u(t))``. 0 at ``t = 0``, ``-> 1/beta`` as ``t -> inf``
     (:func:`npo_log_rate`); GA's is ``K t``, unbounded."""
-    s, log_s, beta = _s_and_log_s(t, beta, K)
+    s, log_s, beta = _s_and_log_s_array(t, beta, K)
     v = omega_shift(s, log_s=log_s)
     # t * 2K * sigmoid(-v) = (s / beta) / (1 + e^v); v = log(1 + s - v) gives e^v = 1 + s - v.
     with np.errstate(over="ignore", invalid="ignore"):
