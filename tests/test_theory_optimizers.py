@@ -63,6 +63,15 @@ def test_sign_descent_is_linear_whatever_the_weight(beta):
     np.testing.assert_allclose(u, signgd_log_ratio(n, lr=lr, l1=G.sum()), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("beta", [None, 0.3, 5.0])
+def test_adam_without_memory_or_eps_is_sign_descent(beta):
+    tr = adam_log_ratio(300, grad=G, lr=0.02, beta=beta, beta1=0.0, beta2=0.0, eps=0.0)
+    np.testing.assert_allclose(
+        tr.log_ratio, signgd_log_ratio(tr.steps, lr=0.02, l1=G.sum()), rtol=1e-13
+    )
+    np.testing.assert_allclose(tr.step_ratio, 1.0, rtol=1e-13)
+
+
 @pytest.mark.parametrize("eps", [0.0, 1e-8, 1e-3])
 @pytest.mark.parametrize("beta", [None, 0.5, 3.0])
 def test_scalar_recursion_is_exactly_torch_adam(beta, eps):
