@@ -1,0 +1,146 @@
+"""Figures of the theory. Every function takes data from a ``run_*`` function and returns a
+matplotlib ``Figure``; none calls ``show()`` or ``savefig`` (:mod:`theory.figures` writes them
+through :mod:`npo.results`). ``ax``: ``None`` (a new figure) or the Axes to draw into (a pair
+where the figure has two panels, three for :func:`plot_optimizers`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory.curves import DivergenceTimeData, LogRatioData, OptimizerData
+from theory.theorem2 import Theorem2Data
+
+__all__ = ["plot_divergence_time", "plot_log_ratio", "plot_optimizers", "plot_theorem2"]
+
+
+def _axes(ax, n: int, size: tuple[float, float]):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(1, n, figsize=size, squeeze=False)
+        ax = list(ax[0])
+    axes = [ax] if n == 1 and not isinstance(ax, (list, tuple, np.ndarray)) else list(np.ravel(ax))
+    if len(axes) != n:
+        raise ValueError(f"ax must hold {n} Axes, got {len(axes)}")
+    return axes[0].figure, axes
+
+
+def plot_log_ratio(data: LogRatioData, ax=None):
+    """``u(t) = log(pi/pi_ref)`` of GA and NPO (several beta) on linear and log time axes, with
+    NPO's asymptote ``-(1/beta) log(1 + 2 beta K t)`` dashed."""
+    fig, (a_lin, a_log) = _axes(ax, 2, (11, 4.2))
+    c = data.config
+    a_lin.plot(data.t_lin, data.ga_lin, "k", lw=2, label="GA: -K t")
+    a_log.plot(data.t_log, data.ga_log, "k", lw=2, label="GA: -K t")
+    for i, beta in enumerate(c.betas):
+        (line,) = a_lin.plot(data.t_lin, data.npo_lin[i], label=f"NPO beta={beta:g}")
+        a_lin.plot(data.t_lin, data.asym_lin[i], "--", color=line.get_color(), lw=0.9)
+        a_log.plot(data.t_log, data.npo_log[i], color=line.get_color(), label=f"NPO beta={beta:g}")
+        a_log.plot(data.t_log, data.asym_log[i], "--", color=line.get_color(), lw=0.9)
+    a_lin.set(
+        xlabel="flow time t",
+        ylabel="u = log pi/pi_ref",
+        title=f"linear time (K={c.K:g}; dashed: asymptotes)",
+    )
+    lo = float(np.min(data.npo_log)) * 1.3
+    a_log.set(
+        xscale="log",
+        ylim=(lo, 0.5),
+        xlabel="flow time t (log)",
+        ylabel="u",
+        title="log time: NPO is a straight line of slope -1/beta",
+    )
+    a_lin.set_ylim(min(float(np.min(data.ga_lin)), float(np.min(data.npo_lin))) * 1.05 - 0.1, 0.5)
+    for a in (a_lin, a_log):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_divergence_time(data: DivergenceTimeData, ax=None):
+    """``log10 t(D)``: flow time for the log-ratio to reach ``-D``, GA (``D/K``) against NPO
+    (``(D + (e^{beta D} - 1)/beta)/(2K)``): NPO's grows linearly in ``D`` on this axis."""
+    fig, (a,) = _axes(ax, 1, (6, 4.2))
+    a.plot(data.D, data.log10_ga, "k", lw=2, label="GA: D/K")
+    for i, beta in enumerate(data.config.betas):
+        a.plot(data.D, data.log10_npo[i], label=f"NPO beta={beta:g}")
+    top = min(float(np.max(data.log10_npo)), 60.0)
+    a.set(
+        xlabel="divergence D (log-ratio reaches -D)",
+        ylabel="log10 time to reach it",
+        ylim=(float(np.min(data.log10_ga)) - 0.5, top + 1),
+        title="time to divergence: exponential separation",
+    )
+    a.grid(alpha=0.3)
+    a.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_theorem2(data: Theorem2Data, ax=None):
+    """Theorem 2: ``||X(theta_t - theta_init)||`` for GA (log-log) and NPO (log t), fitting
+    instances solid, held-out dashed; derived bands as black dashed lines, fitted bands shaded
+    (the fitting range ``t <= fit_steps`` marked)."""
+    fig, (a_ga, a_npo) = _axes(ax, 2, (11, 4.4))
+    t = data.steps
+    for a, drift, proof, fit, name in (
+        (a_ga, data.ga_drift, data.ga_band_proof, data.ga_band_fit, "GA"),
+        (a_npo, data.npo_drift, data.npo_band_proof, data.npo_band_fit, "NPO"),
+    ):
+        a.fill_between(t, fit[0], fit[1], color="tab:blue", alpha=0.15, label="fitted band")
+        if np.all(np.isfinite(proof)):
+            a.plot(t, proof[0], "k--", lw=1, label="derived band")
+            a.plot(t, proof[1], "k--", lw=1)
+        for i, row in enumerate(drift):
+            held = bool(data.held_out[i])
+            a.plot(
+                t,
+                row,
+                "--" if held else "-",
+                color="tab:red" if held else "tab:gray",
+                lw=1,
+                label=("held-out" if held else "fitting") + " instances"
+                if i in (0, data.config.fit_instances)
+                else None,
+            )
+        a.axvline(data.config.fit_steps, color="0.5", lw=0.8, ls=":")
+        a.set(
+            xscale="log", xlabel="GD step t", ylabel="||X(theta_t - theta_init)||", title=f"{name}"
+        )
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left")
+    a_ga.set_yscale("log")
+    a_ga.set_title("GA: n_f^-1/2 eta t [C1, C2] (linear)")
+    a_npo.set_title("NPO: (sqrt(n_f)/beta) log(1 + C eta t/n_f) (logarithmic)")
+    top = float(np.max(data.npo_drift)) * 1.6
+    a_npo.set_ylim(0, top)
+    fig.tight_layout()
+    return fig
+
+
+def plot_optimizers(data: OptimizerData, ax=None):
+    """Divergence ``-u`` against steps (log-log) of one forget example: gradient descent (GA
+    linear, NPO logarithmic), sign descent (GA = NPO, linear) and Adam (GA linear; NPO linear
+    at the predicted capped rate without eps, logarithmic again below the eps crossover)."""
+    fig, (a_gd, a_sign, a_adam) = _axes(ax, 3, (15, 4.4))
+    n = data.steps
+    a_gd.plot(n, -data.gd_ga, "k", label="GA")
+    a_gd.plot(n, -data.gd_npo, "tab:blue", label="NPO")
+    a_gd.set_title("gradient descent")
+    a_sign.plot(n, -data.sign, "k", label="GA and NPO (any beta)")
+    a_sign.set_title("sign descent: the weight cancels")
+    a_adam.plot(n, -data.adam_ga, "k", label="GA")
+    a_adam.plot(n, -data.adam_npo_eps0, "tab:orange", label="NPO, eps=0")
+    a_adam.plot(n, -data.adam_npo, "tab:blue", label=f"NPO, eps={data.config.eps:g}")
+    a_adam.plot(
+        n, data.adam_npo_rate * n, ":", color="tab:orange", lw=1, label="predicted rate (eps=0)"
+    )
+    a_adam.axhline(-data.crossover, color="0.4", ls="--", lw=0.8, label="eps crossover")
+    a_adam.set_title("Adam")
+    for a in (a_gd, a_sign, a_adam):
+        a.set(xscale="log", yscale="log", xlabel="step", ylabel="-u = -log pi/pi_ref")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
