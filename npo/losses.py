@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -48,6 +47,16 @@ def check_beta(beta: float, name: str = "beta") -> float:
     if not math.isfinite(value) or value <= 0.0:
         raise ValueError(f"{name} must be a finite positive number, got {beta!r}")
     return value
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """``log(1 + e^x)`` to full precision everywhere, as ``logaddexp(x, 0)``.
+
+    ``F.softplus`` returns ``x`` itself above its threshold (20), which puts an error of
+    ``e^-20`` in the loss and rounds the gradient to exactly 1 there; ``logaddexp`` is exact
+    and its gradient is ``sigmoid(x)``.
+    """
+    return torch.logaddexp(x, torch.zeros_like(x))
 
 
 def _check_same_shape(**tensors: Tensor) -> None:
@@ -99,7 +108,7 @@ def npo_loss(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tensor:
     """
     beta = check_beta(beta)
     _check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
-    return (2.0 / beta) * F.softplus(beta * (policy_logps - ref_logps))
+    return (2.0 / beta) * _softplus(beta * (policy_logps - ref_logps))
 
 
 def npo_weight(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tensor:
@@ -134,7 +143,7 @@ def simnpo_loss(
     if bool((lengths <= 0).any()):
         raise ValueError("simnpo_loss needs lengths > 0 (a sequence without answer tokens)")
     lengths = lengths.to(policy_logps.dtype)
-    return -(2.0 / beta) * F.logsigmoid(-(beta / lengths) * policy_logps - gamma)
+    return (2.0 / beta) * _softplus((beta / lengths) * policy_logps + gamma)  # -logsigmoid(-x)
 
 
 def dpo_loss(
@@ -162,7 +171,7 @@ def dpo_loss(
         rejected_ref_logps=rejected_ref_logps,
     )
     margin = (chosen_logps - chosen_ref_logps) - (rejected_logps - rejected_ref_logps)
-    return -(2.0 / beta) * F.logsigmoid(beta * margin)
+    return (2.0 / beta) * _softplus(-beta * margin)  # -logsigmoid(x) = softplus(-x)
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,15 @@ def test_registry_holds_the_function_objects():
     assert LOSSES["npo"].fn is npo_loss and LOSSES["ga"].fn is ga_loss
     assert LOSSES["dpo"].fn is dpo_loss and LOSSES["simnpo"].fn is simnpo_loss
     assert {k for k, v in LOSSES.items() if v.linear} == {"ga", "nll", "kl"}
+
+
+@pytest.mark.parametrize("x", [19.0, 20.5, 41.0, 700.0, 1e4])
+def test_npo_exact_beyond_softplus_threshold(x):
+    """F.softplus returns x itself above 20; the kernel must keep log(1 + e^x) and sigmoid."""
+    pol = torch.tensor([x], dtype=torch.float64, requires_grad=True)
+    ref = torch.zeros(1, dtype=torch.float64)
+    loss = npo_loss(pol, ref, beta=1.0)
+    (g,) = torch.autograd.grad(loss.sum(), pol)
+    assert loss.item() == pytest.approx(2 * (x + math.log1p(math.exp(-x))), rel=1e-15)
+    assert g.item() == pytest.approx(2 / (1 + math.exp(-x)), rel=1e-15)
+    assert g.item() < 2.0 or x > 37  # not rounded to exactly 2 while 2 sigmoid(x) < 2
