@@ -26,8 +26,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(ns: argparse.Namespace) -> int:
-    """The main job on embedded defaults: the loss landscape, then every synthetic experiment
-    (the quick subset unless ``--full``), with a summary table."""
+    """The main job on embedded defaults: the loss landscape, the theory figures, then every
+    synthetic experiment (the quick subset unless ``--full``), with a summary table."""
     from npo.demo import LandscapeConfig, plot_landscape, run_landscape
     from npo.results import ensure_out_dir, write_figure
 
@@ -35,6 +35,7 @@ def _demo(ns: argparse.Namespace) -> int:
     config = LandscapeConfig()
     png = write_figure(plot_landscape(run_landscape(config)), out, "landscape", config=config)
     print(f"landscape: wrote {png}")
+    _theory(argparse.Namespace(out=out, fast=not ns.full))
     argv = argparse.Namespace(names=["all"], out=out, quick=not ns.full, progress=ns.progress)
     return _reproduce(argv)
 
@@ -74,9 +75,28 @@ def _reproduce(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _theory_args(p: argparse.ArgumentParser) -> None:
+    from theory.figures import TheoryFiguresConfig
+
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    add_dataclass_args(p, TheoryFiguresConfig)
+
+
+def _theory(ns: argparse.Namespace) -> int:
+    from npo.results import ensure_out_dir
+    from theory.figures import TheoryFiguresConfig, write_theory_figures
+
+    config = dataclass_from_args(TheoryFiguresConfig, ns)
+    out = ensure_out_dir(ns.out)
+    for path in write_theory_figures(out, config):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("run the demo job and write its figures", _demo_args, _demo),
     "reproduce": ("reproduce the paper's synthetic experiments", _reproduce_args, _reproduce),
+    "theory": ("closed-form dynamics and Theorem 2 figures", _theory_args, _theory),
 }
 
 

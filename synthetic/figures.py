@@ -30,9 +30,9 @@ def result_json(result: ExperimentResult) -> dict:
     }
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "never"
+def _fmt(value, column: str = "") -> str:
+    if value is None:  # crossings that never happen; otherwise not applicable
+        return "never" if "_at_" in column else "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
@@ -45,7 +45,7 @@ def markdown_table(rows: list[dict]) -> str:
         return ""
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(r.get(c), c) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "plot_fig9",
     "plot_optimizers",
     "plot_pareto",
+    "plot_theorem2_result",
 ]
 
 LABELS = {
@@ -149,6 +150,13 @@ def plot_beta_rate(result: ExperimentResult, ax=None):
     return fig
 
 
+def plot_theorem2_result(result: ExperimentResult, ax=None):
+    """The ``theorem2`` experiment, drawn by :func:`theory.plots.plot_theorem2`."""
+    from theory.plots import plot_theorem2
+
+    return plot_theorem2(result.extras["theorem2"], ax=ax)
+
+
 PLOTS = {
     "fig4-alpha1": plot_fig4,
     "fig4-alpha0": plot_fig4,
@@ -156,4 +164,5 @@ PLOTS = {
     "fig3": plot_fig3,
     "optimizers": plot_optimizers,
     "beta-rate": plot_beta_rate,
+    "theorem2": plot_theorem2_result,
 }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from synthetic.beyond import run_beta_rate, run_optimizers
+from synthetic.beyond import run_beta_rate, run_optimizers, run_theorem2_experiment
 from synthetic.experiments import PAPER_EXPERIMENTS, ExperimentResult, ReproduceConfig
 
 __all__ = ["EXPERIMENTS", "run_experiments"]
 
 EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {
     **PAPER_EXPERIMENTS,
+    "theorem2": run_theorem2_experiment,
     "optimizers": run_optimizers,
     "beta-rate": run_beta_rate,
 }

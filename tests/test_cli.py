@@ -21,6 +21,7 @@ def test_demo_writes_every_figure_and_a_summary(tmp_path, capsys):
     assert (tmp_path / "landscape.png").stat().st_size > 10_000
     config = json.loads((tmp_path / "landscape.config.json").read_text())
     assert config["betas"] == [0.1, 0.5, 1.0, 2.0, 5.0]
+    assert (tmp_path / "theory_theorem2.png").is_file()
     for name in EXPERIMENTS:
         for ext in ("png", "json", "md"):
             assert (tmp_path / f"{name}.{ext}").is_file(), f"{name}.{ext}"
@@ -52,3 +53,17 @@ def test_console_script_help():
         [sys.executable, "-m", "npo.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "demo" in out
+
+
+def test_theory_command_writes_figures_with_configs(tmp_path):
+    assert main(["theory", "--out", str(tmp_path), "--fast"]) == 0
+    for name in (
+        "theory_log_ratio",
+        "theory_divergence_time",
+        "theory_theorem2",
+        "theory_optimizers",
+    ):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+        assert json.loads((tmp_path / f"{name}.config.json").read_text())
+    summary = json.loads((tmp_path / "theory_summary.json").read_text())
+    assert "theorem2" in summary

@@ -18,7 +18,8 @@ It also reports least-squares fits of ``d ~ a + b t`` and ``d ~ a + b log(1 + t/
 cannot separate the two and is not used for the verdict; ``log_fit.tau`` beyond the last time
 is itself a sign of linear growth.
 
-Verdict: ``"linear"`` if ``rate_exponent >= 0.8``, ``"logarithmic"`` if ``rate_exponent <=
+Verdict: ``"linear"`` if ``rate_exponent >= 0.8`` (read: *at least* linear; a superlinear
+take-off such as GA's early in a run has a rate exponent above 1, reported alongside), ``"logarithmic"`` if ``rate_exponent <=
 0.4`` and the local growth exponent is below 0.5, else ``"undecided"`` (intermediate power
 laws, a logarithm still in its linear transient ``t <~ tau``, or a curve that does not grow).
 Over one decade a slow power law ``t^p`` with ``p <= 0.4`` is indistinguishable from a

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from theory._validate import positive
 from theory.curves import (
     DivergenceTimeConfig,
     LogRatioConfig,
@@ -36,6 +37,9 @@ class TheoryFiguresConfig:
     fast: bool = field(default=False, metadata={"help": "small sizes (seconds)"})
     beta: float = field(default=1.0, metadata={"help": "NPO beta of Theorem 2 and the optimisers"})
     seed: int = field(default=0, metadata={"help": "seed of the instances and the gradient"})
+
+    def __post_init__(self) -> None:
+        positive("beta", self.beta)
 
 
 def write_theory_figures(
