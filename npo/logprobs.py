@@ -173,11 +173,17 @@ def class_logprobs(logits: Tensor, labels: Tensor) -> Tensor:
     )
 
 
+def _plogp_ratio(la: Tensor, lb: Tensor) -> Tensor:
+    """``a (log a - log b)`` elementwise from log-probs, 0 where ``a = 0`` (logits of -inf)."""
+    a = la.exp()
+    return torch.where(a > 0, a * (la - lb), torch.zeros_like(a))
+
+
 def _kl_rows(lp: Tensor, lq: Tensor, direction: str) -> Tensor:
     """Row KL from log-probs ``lp`` (policy) and ``lq`` (reference), each (m, V)."""
     if direction == "ref||policy":
-        return (lq.exp() * (lq - lp)).sum(-1)
-    return (lp.exp() * (lp - lq)).sum(-1)
+        return _plogp_ratio(lq, lp).sum(-1)
+    return _plogp_ratio(lp, lq).sum(-1)
 
 
 class _TokenKL(torch.autograd.Function):
@@ -210,7 +216,9 @@ class _TokenKL(torch.autograd.Function):
             if ctx.direction == "ref||policy":  # d/dz sum q (log q - log p) = p - q
                 block = lp.exp() - lq.exp()
             else:  # d/dz sum p (log p - log q) = p * (log p - log q - KL)
-                block = lp.exp() * (lp - lq - kl[s : s + ctx.chunk, None])
+                p = lp.exp()
+                diff = lp - lq - kl[s : s + ctx.chunk, None]
+                block = torch.where(p > 0, p * diff, torch.zeros_like(p))
             grad.index_copy_(0, r, (g * block).to(pol.dtype))
         return grad, None, None, None, None
 

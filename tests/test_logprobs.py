@@ -175,3 +175,18 @@ def test_bad_input_messages():
         class_logprobs(torch.zeros(3, 2), torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="chunk_rows must be >= 1"):
         token_logprobs(logits, torch.zeros(2, 3, dtype=torch.long), chunk_rows=0)
+
+
+@pytest.mark.parametrize("direction", ["ref||policy", "policy||ref"])
+def test_token_kl_with_masked_vocabulary_entries(direction):
+    """Logits of -inf (masked vocabulary entries) on either side give finite KL and gradient."""
+    pol = torch.randn(2, 3, 6, dtype=torch.float64)
+    ref = torch.randn(2, 3, 6, dtype=torch.float64)
+    pol[..., 0] = ref[..., 0] = float("-inf")  # masked on both sides
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    x = pol.clone().requires_grad_()
+    kl = token_kl(x, ref, mask, direction=direction)
+    kl.sum().backward()
+    expected = naive_kl(pol[..., 1:], ref[..., 1:], mask, direction)
+    assert torch.allclose(kl, expected, rtol=1e-12)
+    assert torch.isfinite(x.grad[..., 1:]).all() and (x.grad[..., 0] == 0).all()
