@@ -56,12 +56,10 @@ def _reproduce(ns: argparse.Namespace) -> int:
     from synthetic.experiments import ReproduceConfig
     from synthetic.figures import write_result
     from synthetic.plots import PLOTS
-    from synthetic.reproduce import EXPERIMENTS, run_experiments
+    from synthetic.reproduce import expand, run_experiments
 
     config = dataclass_from_args(ReproduceConfig, ns)  # absent flags keep their defaults
-    unknown = [n for n in ns.names if n != "all" and n not in EXPERIMENTS]
-    if unknown:
-        raise ValueError(f"unknown experiment {unknown[0]!r}; valid: {['all', *EXPERIMENTS]}")
+    expand(ns.names, config)  # validates names and sizes before any work
     out = ensure_out_dir(ns.out)
     rows = []
     for name, result in run_experiments(ns.names, config):

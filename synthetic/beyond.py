@@ -22,12 +22,13 @@ from synthetic.experiments import (
     ExperimentResult,
     ReproduceConfig,
     base_config,
+    from_curves,
     references,
-    summaries,
     verdict,
 )
 from synthetic.runner import Curves, MethodSpec, RunConfig, run_unlearning
 from synthetic.stats import median_curve, summarize
+from theory.dynamics import npo_log_rate
 
 __all__ = [
     "BETA_RATE_BETAS",
@@ -110,16 +111,7 @@ def run_optimizers(config: ReproduceConfig) -> ExperimentResult:
     ]
     cfg = base_config(config, alpha=1.0, runs=runs, settings=OPTIMIZER_SETTINGS)
     headline = notes[0]
-    return ExperimentResult(
-        "optimizers", cfg, curves.steps, summaries(curves), rows, notes, headline=headline
-    )
-
-
-def _theory_rate(beta: float) -> float:
-    from theory import dynamics
-
-    rate = getattr(dynamics, "npo_log_rate", None)
-    return float(rate(beta)) if rate is not None else 1.0 / beta
+    return from_curves("optimizers", cfg, curves, rows, notes, headline=headline)
 
 
 def run_beta_rate(config: ReproduceConfig) -> ExperimentResult:
@@ -139,7 +131,7 @@ def run_beta_rate(config: ReproduceConfig) -> ExperimentResult:
         v = verdict(curves.steps, drift)
         rows.append({
             "method": s.key, "beta": s.beta, "late_log_slope": slope,
-            "theory_1_over_beta": _theory_rate(s.beta), "slope_times_beta": slope * s.beta,
+            "theory_1_over_beta": npo_log_rate(s.beta), "slope_times_beta": slope * s.beta,
             "verdict": v["verdict"], "log_fit_tau": v.get("log_tau"),
         })  # fmt: skip
     notes = [
@@ -150,15 +142,13 @@ def run_beta_rate(config: ReproduceConfig) -> ExperimentResult:
     extras = {
         "betas": np.array(BETA_RATE_BETAS),
         "slopes": np.array(slopes),
-        "theory": np.array([_theory_rate(b) for b in BETA_RATE_BETAS]),
+        "theory": np.array([npo_log_rate(b) for b in BETA_RATE_BETAS]),
     }
     cfg = base_config(config, alpha=1.0, run=asdict(run), lr=5e-3)
     headline = "late log-slope x beta (theory 1): " + ", ".join(
         f"beta {r['beta']:g}: {r['slope_times_beta']:.2f}" for r in rows
     )
-    return ExperimentResult(
-        "beta-rate", cfg, curves.steps, summaries(curves), rows, notes, extras, headline
-    )
+    return from_curves("beta-rate", cfg, curves, rows, notes, extras=extras, headline=headline)
 
 
 def run_theorem2_experiment(config: ReproduceConfig) -> ExperimentResult:
@@ -167,7 +157,8 @@ def run_theorem2_experiment(config: ReproduceConfig) -> ExperimentResult:
     with the derived and fitted bands; ``quick`` runs 2e4 instead of 1e5 GD steps."""
     from theory.theorem2 import Theorem2Config, run_theorem2
 
-    t2cfg = Theorem2Config(steps=config.n_steps(100_000, 20_000))
+    steps = config.n_steps(100_000, 20_000)
+    t2cfg = Theorem2Config(steps=steps, fit_steps=min(1000, steps // 20))
     data = run_theorem2(t2cfg)
     curves = {
         "ga": {"param_drift": summarize(data.ga_drift)},

@@ -44,17 +44,24 @@ TABLE1 = {
     0.0: {"ga": (1e-4, 1.0), "npo": (5e-2, 10.0), "dpo": (5e-2, 5.0)},
 }
 CROSSING_LEVEL = 0.02
+REF_GRAD_TOL = 1e-2  # pi_ref/pi_retr must reach this full-gradient norm
 
 
 @dataclass(frozen=True)
 class ReproduceConfig:
     """Options shared by every synthetic experiment."""
 
-    seeds: int = field(default=5, metadata={"help": "number of seeds (0..N-1)"})
-    steps: int | None = field(
-        default=None, metadata={"help": "override every experiment's unlearning steps"}
+    seeds: int = field(
+        default=5, metadata={"help": "number of seeds (0..N-1; theorem2 uses 8 instances)"}
     )
-    eval_every: int = field(default=25, metadata={"help": "evaluate every N steps"})
+    steps: int | None = field(
+        default=None,
+        metadata={"help": "override every experiment's step count (theorem2: GD steps)"},
+    )
+    eval_every: int = field(
+        default=25,
+        metadata={"help": "evaluate every N steps (fig4/fig9/fig3; the long runs use log steps)"},
+    )
     ref_steps: int = field(default=20000, metadata={"help": "GD steps for pi_ref and pi_retr"})
     methods: tuple[str, ...] = field(
         default=FIG4_METHODS, metadata={"help": "methods of fig4/fig9 (preset keys)"}
@@ -62,7 +69,9 @@ class ReproduceConfig:
     lr: float | None = field(
         default=None, metadata={"help": "override Table 1's learning rate in fig4/fig9"}
     )
-    beta: float | None = field(default=None, metadata={"help": "override Table 1's beta"})
+    beta: float | None = field(
+        default=None, metadata={"help": "override Table 1's beta in fig4/fig9"}
+    )
     quick: bool = field(default=False, metadata={"help": "smaller sizes (about a minute for all)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
 
@@ -75,6 +84,8 @@ class ReproduceConfig:
             if m not in PRESETS:
                 raise ValueError(f"unknown method {m!r}; valid: {sorted(PRESETS)}")
         object.__setattr__(self, "methods", tuple(self.methods))
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods must be distinct, got {list(self.methods)}")
         for name in ("lr", "beta"):
             value = getattr(self, name)
             if value is not None and not (np.isfinite(value) and value > 0):
@@ -105,6 +116,7 @@ class ExperimentResult:
     notes: list[str] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
     headline: str = ""
+    failed_runs: dict = field(default_factory=dict)  # method -> [{"seed", "step"}]
 
 
 def table1_specs(
@@ -123,20 +135,47 @@ def table1_specs(
 
 
 @functools.lru_cache(maxsize=4)
-def _task_and_refs(task_config: TaskConfig, ref_steps: int) -> tuple[Task, References]:
+def _task_and_refs(
+    task_config: TaskConfig, ref_steps: int, progress: bool
+) -> tuple[Task, References]:
     task = make_task(task_config)
-    return task, train_references(task, steps=ref_steps)
+    return task, train_references(task, steps=ref_steps, progress=progress)
 
 
 def references(config: ReproduceConfig, alpha: float) -> tuple[Task, References]:
     """The task and its ``pi_ref``/``pi_retr`` (cached per process)."""
-    return _task_and_refs(TaskConfig(alpha=alpha, seeds=config.seed_list), config.ref_steps)
+    task_config = TaskConfig(alpha=alpha, seeds=config.seed_list)
+    return _task_and_refs(task_config, config.ref_steps, config.progress)
 
 
 @functools.lru_cache(maxsize=8)
 def run_cached(config: ReproduceConfig, alpha: float, specs: tuple, run: RunConfig) -> Curves:
     task, refs = references(config, alpha)
     return run_unlearning(task, refs, specs, run)
+
+
+def from_curves(
+    name: str, config: dict, curves: Curves, rows: list[dict], notes: list[str], **kw
+) -> ExperimentResult:
+    """An :class:`ExperimentResult` of ``curves``: summaries over seeds, and the runs that
+    stopped on a non-finite loss or gradient (listed in ``failed_runs`` and in the notes)."""
+    failed = {
+        s.key: [
+            {"seed": curves.seeds[i], "step": int(step)}
+            for i, step in enumerate(curves.failed_step[g])
+            if step >= 0
+        ]
+        for g, s in enumerate(curves.specs)
+    }
+    failed = {k: v for k, v in failed.items() if v}
+    if failed:
+        listed = "; ".join(f"{k}: " + ", ".join(f"seed {f['seed']} at step {f['step']}" for f in v)
+                           for k, v in failed.items())  # fmt: skip
+        notes = [*notes, f"Runs stopped on a non-finite loss or gradient (excluded from the "
+                 f"statistics from then on): {listed}."]  # fmt: skip
+    return ExperimentResult(
+        name, config, curves.steps, summaries(curves), rows, notes, failed_runs=failed, **kw
+    )
 
 
 def summaries(curves: Curves) -> dict:
@@ -198,11 +237,14 @@ def _fig4(config: ReproduceConfig, alpha: float) -> ExperimentResult:
             "failed_runs": int((curves.failed_step[curves.specs.index(s)] >= 0).sum()),
         })  # fmt: skip
     start = (rows[0]["start_forget"], rows[0]["start_retain"])
+    worst = max(float(refs.grad_norm_ref.max()), float(refs.grad_norm_retr.max()))
+    converged = worst < REF_GRAD_TOL
     notes = [
         f"Start point (median over {len(config.seed_list)} seeds): forget distance {start[0]:.3f}, "
         f"retain distance {start[1]:.4f} (the paper reads about 1.70 and 0.02 at alpha = 1).",
         f"pi_ref / pi_retr final gradient norms: max {float(refs.grad_norm_ref.max()):.2e} / "
-        f"{float(refs.grad_norm_retr.max()):.2e} after {refs.steps} GD steps (lr {refs.lr}).",
+        f"{float(refs.grad_norm_retr.max()):.2e} after {refs.steps} GD steps (lr {refs.lr})"
+        + ("." if converged else f": WARNING, above {REF_GRAD_TOL} (raise --ref-steps)."),
         f"'retain_at_0.02': median retain distance where the median forget distance first "
         f"reaches {CROSSING_LEVEL} (log-interpolated); empty if it never does.",
     ]
@@ -210,15 +252,18 @@ def _fig4(config: ReproduceConfig, alpha: float) -> ExperimentResult:
     cfg = base_config(config, alpha=alpha, run=asdict(run), specs=[asdict(s) for s in curves.specs])
     reached = [r for r in rows if r["retain_at_0.02"] is not None]
     best = min(reached, key=lambda r: r["retain_at_0.02"]) if reached else None
-    headline = f"start ({start[0]:.2f}, {start[1]:.3f}); " + (
-        f"lowest retain distance at forget distance {CROSSING_LEVEL}: {best['method']} "
-        f"({best['retain_at_0.02']:.4f})"
-        if best
-        else f"no method reached forget distance {CROSSING_LEVEL}"
+    warn = "" if converged else f"WARNING pi_ref/pi_retr gradient norm {worst:.1e}; "
+    headline = (
+        warn
+        + f"start ({start[0]:.2f}, {start[1]:.3f}); "
+        + (
+            f"lowest retain distance at forget distance {CROSSING_LEVEL}: {best['method']} "
+            f"({best['retain_at_0.02']:.4f})"
+            if best
+            else f"no method reached forget distance {CROSSING_LEVEL}"
+        )
     )
-    return ExperimentResult(
-        name, cfg, curves.steps, summaries(curves), rows, notes, headline=headline
-    )
+    return from_curves(name, cfg, curves, rows, notes, headline=headline)
 
 
 def run_fig4_alpha1(config: ReproduceConfig) -> ExperimentResult:
@@ -248,9 +293,7 @@ def run_fig9(config: ReproduceConfig) -> ExperimentResult:
     ]
     cfg = base_config(config, alpha=1.0, run=asdict(run))
     headline = "forget-KL growth: " + ", ".join(f"{r['method']} {r['verdict']}" for r in rows)
-    return ExperimentResult(
-        "fig9", cfg, curves.steps, summaries(curves), rows, notes, headline=headline
-    )
+    return from_curves("fig9", cfg, curves, rows, notes, headline=headline)
 
 
 FIG3_BETAS = (0.01, 0.1, 0.2, 0.5, 1.0)
@@ -281,9 +324,7 @@ def run_fig3(config: ReproduceConfig) -> ExperimentResult:
     headline = "max forget-distance gap to GA by beta: " + ", ".join(
         f"{r['beta']:g}: {r['max_forget_gap_to_ga']:.3g}" for r in rows
     )
-    return ExperimentResult(
-        "fig3", cfg, curves.steps, summaries(curves), rows, notes, headline=headline
-    )
+    return from_curves("fig3", cfg, curves, rows, notes, headline=headline)
 
 
 PAPER_EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {

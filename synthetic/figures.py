@@ -27,6 +27,7 @@ def result_json(result: ExperimentResult) -> dict:
         "table": result.table,
         "notes": result.notes,
         "extras": result.extras,
+        "failed_runs": result.failed_runs,
     }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from npo.logprobs import class_logprobs
 from npo.losses import LOSSES
@@ -50,9 +51,12 @@ class References:
     lr: float
 
 
-def train_references(task: Task, *, steps: int = 20000, lr: float = 0.05) -> References:
+def train_references(
+    task: Task, *, steps: int = 20000, lr: float = 0.05, progress: bool = False
+) -> References:
     """Train ``pi_ref`` on forget + retain and ``pi_retr`` on retain, by full-batch GD on the
-    mean NLL (:func:`npo.losses.nll_loss`), as one batched program of ``2 x S`` runs."""
+    mean NLL (:func:`npo.losses.nll_loss`), as one batched program of ``2 x S`` runs.
+    ``progress`` shows a bar on a terminal."""
     if steps < 1 or not lr > 0:
         raise ValueError(f"need steps >= 1 and lr > 0, got steps={steps}, lr={lr}")
     both = Split(
@@ -72,7 +76,8 @@ def train_references(task: Task, *, steps: int = 20000, lr: float = 0.05) -> Ref
         loss = (nll(split_logprobs(both, th)) * weights).sum()
         return torch.autograd.grad(loss, th)[0]
 
-    for _ in range(steps):
+    bar = tqdm(range(steps), desc="pi_ref/pi_retr", disable=not progress or None, leave=False)
+    for _ in bar:
         theta = theta - lr * grad(theta)
     norms = grad(theta).norm(dim=-1)  # (2, S)
     return References(theta[0], theta[1], norms[0], norms[1], steps, lr)

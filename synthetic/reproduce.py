@@ -7,7 +7,7 @@ from collections.abc import Callable
 from synthetic.beyond import run_beta_rate, run_optimizers, run_theorem2_experiment
 from synthetic.experiments import PAPER_EXPERIMENTS, ExperimentResult, ReproduceConfig
 
-__all__ = ["EXPERIMENTS", "run_experiments"]
+__all__ = ["EXPERIMENTS", "MIN_STEPS", "expand", "run_experiments"]
 
 EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {
     **PAPER_EXPERIMENTS,
@@ -17,8 +17,13 @@ EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {
 }
 
 
-def run_experiments(names: list[str], config: ReproduceConfig):
-    """Yield ``(name, result)`` for each name (``all`` expands to every experiment)."""
+# Experiments that fit a rate over log-spaced steps need enough of them.
+MIN_STEPS = {"optimizers": 200, "beta-rate": 200, "theorem2": 200}
+
+
+def expand(names: list[str], config: ReproduceConfig) -> list[str]:
+    """The experiments to run (``all`` expands to every one), validated against ``config``
+    before any work: unknown names and step counts too small for an experiment fail here."""
     expanded: list[str] = []
     for name in names:
         if name == "all":
@@ -27,5 +32,15 @@ def run_experiments(names: list[str], config: ReproduceConfig):
             expanded.append(name)
         else:
             raise ValueError(f"unknown experiment {name!r}; valid: {['all', *EXPERIMENTS]}")
-    for name in dict.fromkeys(expanded):
+    expanded = list(dict.fromkeys(expanded))
+    for name in expanded:
+        need = MIN_STEPS.get(name, 1)
+        if config.steps is not None and config.steps < need:
+            raise ValueError(f"experiment {name!r} needs --steps >= {need}, got {config.steps}")
+    return expanded
+
+
+def run_experiments(names: list[str], config: ReproduceConfig):
+    """Yield ``(name, result)`` for each experiment of :func:`expand`."""
+    for name in expand(names, config):
         yield name, EXPERIMENTS[name](config)

@@ -7,8 +7,9 @@ all runs with :func:`npo.logprobs.class_logprobs` (and the retain KL with
 same presets and kernels the LLM path uses) on its slice, sums the per-run losses and takes one
 gradient. What each group computes follows from ``objective.needs()``, never from method names.
 
-A run whose loss turns non-finite is frozen at its last good parameters, its step recorded in
-``failed_step``; its later metrics are NaN and the other runs continue.
+A run whose loss or gradient turns non-finite is frozen at its last good parameters (the last
+whose loss and gradient were finite), its step recorded in ``failed_step``; its metrics from
+the bad parameters on are NaN and the other runs continue.
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ def run_unlearning(
 
     record(0)
     col = 1
+    prev = theta  # the parameters one update before `theta`
     bar = tqdm(range(1, config.steps + 1), desc="unlearning", disable=not config.progress or None)
     for step in bar:
         idx_f = idx_r = None
@@ -254,15 +256,23 @@ def run_unlearning(
             idx_r = torch.randperm(n_r, generator=gen)[: max(1, b_f * n_r // n_f)]
         th = theta.detach().requires_grad_()
         losses = prog.losses(th, idx_f, idx_r)  # (G, S)
-        finite = torch.isfinite(losses.detach())
-        newly = alive & ~finite
-        if bool(newly.any()):
-            failed[newly.numpy()] = step
-            alive &= finite
         total = torch.where(alive, losses, torch.zeros_like(losses)).sum()
         (grad,) = torch.autograd.grad(total, th)
-        new = update(theta, torch.nan_to_num(grad), lrs, kinds, states, step)
-        theta = torch.where(alive[..., None], new, theta)
+        ok = torch.isfinite(losses.detach()) & torch.isfinite(grad).all(-1)
+        newly = alive & ~ok
+        if bool(newly.any()):
+            # theta (after step - 1 updates) gives a non-finite loss or gradient: freeze the run
+            # at `prev`, the last parameters whose loss and gradient were finite, and blank
+            # the metrics recorded for theta itself.
+            failed[newly.numpy()] = step
+            alive &= ok
+            theta = torch.where(newly[..., None], prev, theta)
+            if rec[col - 1] == step - 1 and step > 1:
+                for values in metrics.values():
+                    values[:, :, col - 1][newly.numpy()] = np.nan
+        grad = torch.where(alive[..., None], grad, torch.zeros_like(grad))
+        new = update(theta, grad, lrs, kinds, states, step)
+        prev, theta = theta, torch.where(alive[..., None], new, theta)
         if col < rec.size and step == rec[col]:
             record(col)
             col += 1

@@ -12,7 +12,7 @@ from scipy import integrate, special
 
 from npo.cli import main
 from synthetic.data import Split, TaskConfig, make_task
-from synthetic.experiments import ReproduceConfig, table1_specs
+from synthetic.experiments import ReproduceConfig, from_curves, table1_specs
 from synthetic.models import References, train_references
 from synthetic.runner import MethodSpec, RunConfig, record_steps, run_unlearning
 from synthetic.stats import crossing, summarize
@@ -98,10 +98,20 @@ def test_batched_runner_equals_each_run_alone(small, batch_size):
 def test_nonfinite_run_stops_and_others_continue(small):
     task, refs = small
     specs = (MethodSpec("ga", 1e306, label="exploding"), MethodSpec("npo", 5e-3, beta=1.0))
-    out = run_unlearning(task, refs, specs, RunConfig(steps=60, eval_every=10, progress=False))
+    run = RunConfig(steps=60, eval_every=1, log_points=0, progress=False)
+    out = run_unlearning(task, refs, specs, run)
     assert np.all(out.failed_step[0] > 0) and np.all(out.failed_step[1] == -1)
-    fd = out.metrics["forget_distance"]
+    fd, drift = out.metrics["forget_distance"], out.metrics["param_drift"]
     assert np.all(np.isnan(fd[0, :, -1])) and np.all(np.isfinite(fd[1]))
+    for s, step in enumerate(out.failed_step[0]):
+        # recorded up to the last good parameters (whose norm may overflow), NaN from the
+        # bad ones (those after step - 1 updates) on
+        assert not np.any(np.isnan(drift[0, s, : step - 1]))
+        assert np.all(np.isnan(drift[0, s, step - 1 :]))
+    result = from_curves("x", {}, out, [], [])
+    seeds = [f["seed"] for f in result.failed_runs["exploding"]]
+    assert seeds == list(task.config.seeds) and "npo" not in result.failed_runs
+    assert "non-finite" in result.notes[-1] and "exploding" in result.notes[-1]
 
 
 def test_record_steps_are_log_and_linear():
@@ -157,6 +167,9 @@ def test_reproduce_writes_json_md_png(tmp_path, capsys):
         (["fig9", "--beta", "-1"], "beta must be a finite positive number, got -1.0"),
         (["fig9", "--steps", "0"], "steps must be >= 1, got 0"),
         (["fig9", "--seeds", "0"], "seeds must be >= 1, got 0"),
+        (["fig9", "--methods", "ga", "ga"], "methods must be distinct"),
+        (["fig3", "theorem2", "--steps", "50"], "experiment 'theorem2' needs --steps >= 200"),
+        (["all", "--steps", "100"], "experiment 'theorem2' needs --steps >= 200"),
     ],
 )
 def test_bad_input_fails_before_any_work(tmp_path, capsys, args, message):
