@@ -126,8 +126,13 @@ for beta in (0.1, 1.0, 10.0):
     print(f"beta={beta:5}: local rate at t=1e12 {late:.4f}, 1/beta = {npo_log_rate(beta):.4f}")
     assert abs(late - npo_log_rate(beta)) < 0.05 * npo_log_rate(beta)
 Ds = np.array([10.0, 20.0, 40.0])
-ratio = npo_time_to_divergence(Ds, beta=1.0, K=1.0) / ga_time_to_divergence(Ds, K=1.0)
-assert np.allclose(ratio, (1 + np.expm1(Ds) / Ds) / 2, rtol=1e-12)  # ~ e^{beta D}/(2 beta D)
+t_npo = npo_time_to_divergence(Ds, beta=1.0, K=1.0)
+# the time formula inverts the flow's closed form: u(t_NPO(D)) = -D
+assert np.allclose(npo_log_ratio(t_npo, beta=1.0, K=1.0), -Ds, rtol=1e-10)
+ratio = t_npo / ga_time_to_divergence(Ds, K=1.0)
+rel = ratio / (np.exp(Ds) / (2 * Ds))  # the exponential separation e^{beta D} / (2 beta D)
+print("t_NPO/t_GA over e^D/(2D):", rel)
+assert np.all(np.diff(np.abs(rel - 1)) < 0) and abs(rel[-1] - 1) < 0.05
 fig = plot_divergence_time(run_divergence_time(DivergenceTimeConfig(points=100 if FAST else 300)))
 
 # %% [markdown]

@@ -29,7 +29,9 @@
 import os
 
 import numpy as np
+import torch
 
+from npo.losses import npo_loss
 from synthetic.beyond import run_optimizers as run_synthetic_optimizers
 from synthetic.experiments import ReproduceConfig
 from synthetic.plots import plot_optimizers as plot_synthetic_optimizers
@@ -62,8 +64,18 @@ assert t2.ga_inside_fit[t2.held_out].all() and t2.npo_inside_fit[t2.held_out].al
 # %%
 opt = run_optimizers(OptimizerConfig(steps=20_000 if FAST else 200_000))
 plot_optimizers(opt)
-per_step_sign = -np.diff(opt.sign) / np.diff(opt.steps)
-assert np.allclose(per_step_sign, opt.config.lr * opt.l1, rtol=1e-9)  # GA and NPO alike
+# simulate sign descent through the NPO kernel: u = <g, theta> falls by lr ||g||_1 per step,
+# whatever beta, exactly as GA's would (the closed form plotted above)
+g = torch.randn(16, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) / 100
+for beta in (0.5, 4.0):
+    theta = torch.zeros(16, dtype=torch.float64)
+    for _ in range(300):
+        theta.requires_grad_()
+        u = (g * theta).sum()
+        loss = npo_loss(u[None], torch.zeros(1, dtype=torch.float64), beta=beta).sum()
+        (grad,) = torch.autograd.grad(loss, theta)
+        theta = (theta - opt.config.lr * torch.sign(grad)).detach()
+    assert abs((g * theta).sum().item() + opt.config.lr * g.abs().sum().item() * 300) < 1e-12
 assert np.all(opt.gd_npo >= opt.gd_ga)  # under GD, NPO's weight slows it down
 late = opt.steps >= opt.steps[-1] / 2
 rate = -np.polyfit(opt.steps[late], opt.adam_npo_eps0[late], 1)[0]

@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pytest
 
+from synthetic.beyond import late_log_slope, run_beta_rate, run_optimizers, run_theorem2_experiment
 from synthetic.experiments import ReproduceConfig, references, run_fig3, run_fig4_alpha1, run_fig9
 from synthetic.stats import crossing, median_curve
 
@@ -104,3 +105,48 @@ def test_npo_tends_to_ga_as_beta_goes_to_zero():
     assert betas == sorted(betas)
     assert all(a < b for a, b in itertools.pairwise(gaps)), dict(zip(betas, gaps))
     assert gaps[0] < 0.25 * gaps[-1], dict(zip(betas, gaps))
+
+
+def test_late_log_slope_reads_the_log_coefficient():
+    steps = np.unique(np.geomspace(1, 1e4, 50).round())
+    assert late_log_slope(steps, 3.0 + 0.7 * np.log(steps)) == pytest.approx(0.7, rel=1e-12)
+    with pytest.raises(ValueError, match="at least 3 finite points"):
+        late_log_slope(np.array([1.0, 10.0]), np.array([0.0, 1.0]))
+
+
+def test_npo_log_rate_is_one_over_beta_in_simulation():
+    """The constant-tangent-kernel prediction d(-log-ratio)/d(log t) -> 1/beta, on the
+    random-features task (quick size: 3 seeds, 5000 steps)."""
+    result = run_beta_rate(ReproduceConfig(seeds=3, steps=5000, progress=False))
+    rows = {r["beta"]: r for r in result.table}
+    for beta in (0.25, 0.5, 1.0):
+        assert 0.8 <= rows[beta]["slope_times_beta"] <= 1.2, rows[beta]
+        assert rows[beta]["verdict"] == "logarithmic", rows[beta]
+
+
+def test_optimizers_sign_descent_undoes_npo_slowdown():
+    result = run_optimizers(ReproduceConfig(seeds=3, steps=5000, progress=False))
+    rows = {r["method"]: r for r in result.table}
+    for opt in ("gd", "sgd", "momentum", "adam", "signgd"):
+        assert rows[f"ga/{opt}"]["drift_verdict"] == "linear", rows[f"ga/{opt}"]
+    for opt in ("gd", "sgd", "momentum"):
+        assert rows[f"npo/{opt}"]["drift_verdict"] == "logarithmic", rows[f"npo/{opt}"]
+    ratio = {
+        o: rows[f"npo/{o}"]["final_drift"] / rows[f"ga/{o}"]["final_drift"]
+        for o in ("gd", "signgd")
+    }
+    assert ratio["gd"] < 0.15 and ratio["signgd"] > 0.4, ratio
+    assert rows["npo/signgd"]["drift_rate_exponent"] > 0.6, rows["npo/signgd"]
+
+
+def test_theorem2_experiment_holds_the_bands():
+    result = run_theorem2_experiment(ReproduceConfig(steps=20_000, progress=False))
+    rows = {r["method"]: r for r in result.table}
+    assert rows["ga"]["verdicts"] == "linear" and rows["npo"]["verdicts"] == "logarithmic"
+    for m in ("ga", "npo"):
+        assert rows[m]["inside_derived_band"] == "8/8" and rows[m]["inside_fitted_band"] == "8/8"
+    assert rows["ga"]["min_linear_r2"] >= 0.999
+    assert (
+        result.curves["npo"]["param_drift"]["median"][-1]
+        < result.curves["ga"]["param_drift"]["median"][-1] / 10
+    )

@@ -10,7 +10,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.special import expit
 
 from npo.losses import npo_loss
 from theory.dynamics import (
@@ -111,10 +110,14 @@ def test_logistic_npo_gap_bound(beta, frac_p0, frac_k):
     assert np.all(gap >= -1e-9) and np.all(gap <= bound + 1e-9)
 
 
-def test_logistic_npo_recursion_matches_the_weight():
+def test_logistic_npo_recursion_is_gradient_descent_on_the_kernel():
+    """z_{n+1} = z_n - k dL/dz with L = npo_loss(log sigmoid(z), log sigmoid(z0)), by autograd."""
     z = logistic_npo_gd(3, z0=0.5, k=0.2, beta=2.0)
-    w = 2 * expit(2.0 * (np.log(expit(z[1])) - np.log(expit(0.5))))
-    assert z[2] == pytest.approx(z[1] - 0.2 * w * expit(-z[1]), rel=1e-14)
+    zt = torch.tensor([z[1]], dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.logsigmoid(torch.tensor([0.5], dtype=torch.float64))
+    loss = npo_loss(torch.nn.functional.logsigmoid(zt), ref, beta=2.0)
+    (g,) = torch.autograd.grad(loss.sum(), zt)
+    assert z[2] == pytest.approx(z[1] - 0.2 * g.item(), rel=1e-14)
 
 
 def test_logistic_npo_bound_refuses_outside_its_conditions():
