@@ -22,10 +22,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: venv
-	$(BIN)/npo demo --out results/demo
+	$(BIN)/npo demo --out results
 
 test: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider
 
 test-slow: venv

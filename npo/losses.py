@@ -116,7 +116,8 @@ def npo_weight(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tenso
 
     ``grad L_NPO = W * grad log pi_theta``: W = 1 at ``pi = pi_ref`` (the first NPO step is a
     GA step) and ``W ~ 2 (pi/pi_ref)^beta -> 0`` as the forget likelihood falls, which is what
-    slows NPO's divergence. Not a loss: it is returned detached-free for logging and theory.
+    slows NPO's divergence. Not a loss; it keeps autograd, so call it under ``torch.no_grad()``
+    when logging.
 
     Shapes: ``policy_logps`` S, ``ref_logps`` S -> S, values in [0, 2].
     """

@@ -1,7 +1,6 @@
 """The theory package's writer: runs the theory figures and writes them through
 :mod:`npo.results` (PNG with its config JSON beside it, plus ``theory_summary.json``) into a
-directory the caller names. The CLI (``npo theory``, wired by the lead) calls
-:func:`write_theory_figures`."""
+directory the caller names. ``npo theory`` calls :func:`write_theory_figures`."""
 
 from __future__ import annotations
 
