@@ -24,7 +24,14 @@ from npo.llm.model import save_model_dir
 from npo.llm.step import STAT_KEYS, BatchPlan, StepInputs, global_counts, micro_step, summarize
 from npo.results import atomic_write_text, to_jsonable, write_json
 
-__all__ = ["HookContext", "NonFiniteLossError", "TrainResult", "build_scheduler", "read_log"]
+__all__ = [
+    "HookContext",
+    "NonFiniteLossError",
+    "TrainResult",
+    "build_scheduler",
+    "read_log",
+    "snapshot_trainable",
+]
 
 
 class NonFiniteLossError(ValueError):
@@ -136,24 +143,47 @@ def _all_finite(acc: Any, value: torch.Tensor) -> bool:
     return bool(flag.item() > 0)
 
 
+def _local(p: torch.Tensor) -> torch.Tensor:
+    """This process's share of a parameter: the local shard of an FSDP2 DTensor, the local
+    partition of a DeepSpeed ZeRO-3 parameter, else the tensor itself."""
+    if hasattr(p, "to_local"):
+        return p.to_local()
+    return getattr(p, "ds_tensor", p)
+
+
+@torch.no_grad()
+def snapshot_trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU copies (pinned with CUDA) of this process's share of the trainable parameters."""
+    pin = torch.cuda.is_available()
+    out = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            t = _local(p.detach()).to("cpu", copy=True)
+            out[name] = t.pin_memory() if pin else t
+    return out
+
+
 @torch.no_grad()
 def param_drift(s: Setup) -> float | None:
-    """``||theta_t - theta_0||_2`` over the trainable parameters (main process; None elsewhere)."""
+    """``||theta_t - theta_0||_2`` over the trainable parameters. Replicated models: computed
+    by the main process (None elsewhere); sharded ones: local shares summed over processes."""
     if s.theta0 is None and not s.sharded:
         return None
-    if s.sharded:
-        current = s.accelerator.get_state_dict(s.model)  # collective
-        if s.theta0 is None:
-            return None
-        params = {k: current[k] for k in s.theta0}
-    else:
-        params = dict(s.unwrapped.named_parameters())
-    total = torch.zeros((), dtype=torch.float64)
-    for name, p0 in s.theta0.items():
-        p = params[name].detach()
+    params = dict(s.unwrapped.named_parameters())
+    total = torch.zeros((), dtype=torch.float64, device=s.accelerator.device)
+    for name, p0 in (s.theta0 or {}).items():
+        p = _local(params[name].detach())
         diff = p.to(torch.float32) - p0.to(p.device, non_blocking=True).to(torch.float32)
-        total += diff.pow(2).sum().to("cpu", torch.float64)
+        total += diff.pow(2).sum().to(torch.float64)
+    if s.sharded and s.accelerator.num_processes > 1:
+        total = s.accelerator.reduce(total, reduction="sum")
     return math.sqrt(float(total))
+
+
+def _to_float(x: Any) -> float:
+    if hasattr(x, "full_tensor"):  # a DTensor (FSDP2)
+        x = x.full_tensor()
+    return float(x)
 
 
 def _run_hooks(s: Setup, step: int) -> dict[str, Any]:
@@ -273,9 +303,9 @@ def _one_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
     grad_norm = None
     if not s.deepspeed:
         max_norm = s.config.max_grad_norm if s.config.max_grad_norm > 0 else math.inf
-        grad_norm = acc.clip_grad_norm_(s.model.parameters(), max_norm)
-        if not _all_finite(acc, torch.as_tensor(grad_norm)):
-            raise _nonfinite(s, step + 1, "gradient", f"norm {float(grad_norm)}")
+        grad_norm = _to_float(acc.clip_grad_norm_(s.model.parameters(), max_norm))
+        if not _all_finite(acc, torch.tensor(grad_norm)):
+            raise _nonfinite(s, step + 1, "gradient", f"norm {grad_norm}")
     lr = s.optimizer.param_groups[0]["lr"]
     s.optimizer.step()
     s.scheduler.step()
@@ -286,7 +316,7 @@ def _one_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
     out_rec = {"lr": lr, "loss": float(vec[0])}
     out_rec.update({k: float(v) for k, v in zip(keys, vec[1:].tolist())})
     if grad_norm is not None:
-        out_rec["grad_norm"] = float(grad_norm)
+        out_rec["grad_norm"] = grad_norm
     out_rec["tokens"] = int(sum(c[1] for c in counts.values()))
     return out_rec
 

@@ -44,6 +44,7 @@ from npo.llm.loop import (
     build_scheduler,
     read_log,
     run_loop,
+    snapshot_trainable,
     truncate_log,
 )
 from npo.llm.model import (
@@ -258,12 +259,6 @@ def _run(
         if deepspeed and not lora:
             raise ValueError("a live reference model (+kl, --reference live) is not supported under DeepSpeed; use FSDP or LoRA")  # fmt: skip
         reference = LiveReference(model, lora=lora, prepare=lambda m: acc.prepare_model(m, evaluation_mode=True))  # fmt: skip
-    theta0 = None
-    if config.drift_every and acc.is_main_process:
-        pin = torch.cuda.is_available()
-        theta0 = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}  # fmt: skip
-        if pin:
-            theta0 = {n: t.pin_memory() for n, t in theta0.items()}
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora:
@@ -284,8 +279,16 @@ def _run(
     warmup = min(total, round(config.warmup_epochs * plan.steps_per_epoch))
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, warmup=warmup, total=total, schedule=config.lr_schedule)
+    if deepspeed:  # DeepSpeed owns accumulation and clipping: give it this run's values
+        ds = acc.state.deepspeed_plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = micro
+        ds["gradient_accumulation_steps"] = plan.accumulation
+        ds["gradient_clipping"] = config.max_grad_norm
     prepared, optimizer = acc.prepare(model, optimizer)
     unwrapped = acc.unwrap_model(prepared)
+    theta0 = None  # the drift origin: this process's share of the trainable weights, on the CPU
+    if config.drift_every and (sharded or acc.is_main_process):
+        theta0 = snapshot_trainable(unwrapped)
     pad_id = tok.pad_token_id
     cached = {}
     if cache:
@@ -329,6 +332,7 @@ def _run(
             "steps_per_epoch": plan.steps_per_epoch,
             "accumulation": plan.accumulation,
             "processes": acc.num_processes,
+            "distributed": str(acc.distributed_type).rsplit(".", 1)[-1],
             "parameters": n_params,
             "trainable_parameters": n_train,
             "reference_cached": sorted(cache),
