@@ -4,7 +4,9 @@ reference, NPO's first step is GA's, the kernels are the shared objects, global 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
+import math
 import re
 from pathlib import Path
 
@@ -207,3 +209,14 @@ def test_token_means_use_global_counts(setup):
     torch.testing.assert_close(summed, whole, rtol=1e-5, atol=1e-6)
     tokens = [sum(store["retain"].n_tokens(i) for i in h["retain"]) for h in halves]
     assert tokens[0] != tokens[1] and abs(float(naive - whole)) > 1e-4
+
+
+def test_step_benchmark_runs():
+    """benchmarks/bench_llm_step.py measures the trainer's own step (smoke test, no timing goal)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_llm_step.py"
+    spec = importlib.util.spec_from_file_location("bench_llm_step", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for variant in bench.VARIANTS:
+        r = bench.measure(variant, config="tiny", device="cpu", precision="fp32", steps=1, warmup=0)
+        assert r["seconds"] > 0 and math.isfinite(r["loss"]), variant

@@ -30,7 +30,9 @@ __all__ = [
     "TrainResult",
     "build_scheduler",
     "read_log",
+    "run_loop",
     "snapshot_trainable",
+    "train_step",
 ]
 
 
@@ -276,7 +278,7 @@ def _nonfinite(s: Setup, step: int, what: str, detail: str) -> NonFiniteLossErro
     )
 
 
-def _one_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
+def train_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
     """Accumulate gradients over this process's micro-batches of global batch ``step`` and
     apply them. Returns the step's (all-reduced) term values and gradient norm."""
     acc, plan = s.accelerator, s.plan
@@ -368,7 +370,7 @@ def run_loop(s: Setup) -> TrainResult:
             t0 = time.perf_counter()
             stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=acc.device)
             rec: dict[str, Any] = {"step": step + 1, "epoch": (step + 1) / plan.steps_per_epoch}
-            rec.update(_one_step(s, step, stats))
+            rec.update(train_step(s, step, stats))
             if acc.num_processes > 1:
                 stats = acc.reduce(stats, reduction="sum")
             rec.update(summarize(stats))
