@@ -59,6 +59,7 @@ def _finetune(ns: argparse.Namespace) -> int:
     from npo.llm.config import FinetuneConfig
     from npo.llm.train import finetune
 
+    _quiet_hf()
     return _report(finetune(dataclass_from_args(FinetuneConfig, ns)))
 
 
@@ -78,7 +79,15 @@ def _unlearn(ns: argparse.Namespace) -> int:
     from npo.llm.config import UnlearnConfig
     from npo.llm.train import unlearn
 
+    _quiet_hf()
     return _report(unlearn(dataclass_from_args(UnlearnConfig, ns)))
+
+
+def _quiet_hf() -> None:
+    """Our progress bar is the run's; hide transformers' per-file load/save bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _report(result) -> int:

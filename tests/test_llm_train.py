@@ -155,6 +155,19 @@ def test_nonfinite_loss_stops_with_the_last_good_checkpoint(model_dir, data, tmp
     assert not torch.equal(good["lm_head.weight"], weights(model_dir)["lm_head.weight"])
 
 
+def test_nonfinite_weights_are_never_checkpointed(model_dir, data, tmp_path):
+    def corrupt_at_2(ctx):  # stands in for an overflowing update
+        if ctx.step == 2:
+            ctx.model.lm_head.weight[0, 0] = float("inf")
+
+    cfg = _config(model_dir, data, tmp_path / "run", checkpoint_every=1, eval_every=1)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite weights at step 2 .*step-000001"):
+        unlearn(cfg, hooks=[corrupt_at_2])
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["step-000001"]
+    assert all(torch.isfinite(t).all() for t in weights(tmp_path / "run/checkpoints/step-000001/model").values())  # fmt: skip
+
+
 def _models_alive() -> int:
     """Hugging Face causal LMs alive in this process (backbones and peft wrappers not counted)."""
     from transformers import PreTrainedModel
@@ -205,7 +218,7 @@ def test_lora_trains_adapters_only_and_resumes(model_dir, data, tmp_path):
     assert (whole.model_dir / "adapter_config.json").is_file()
     merged, _ = load_model(whole.model_dir)  # merges the adapter into its base
     base, _ = load_model(model_dir)
-    diff = {n: float((p - q).abs().max()) for (n, p), q in zip(merged.named_parameters(), base.parameters())}  # fmt: skip
+    diff = {n: float((p - q).detach().abs().max()) for (n, p), q in zip(merged.named_parameters(), base.parameters())}  # fmt: skip
     assert diff["model.embed_tokens.weight"] == 0 and max(diff.values()) > 0
 
     def stop_at_3(ctx):

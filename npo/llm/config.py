@@ -74,7 +74,7 @@ class TrainConfig:
     checkpoint_every: int = field(
         default=50, metadata=_h("checkpoint every N optimizer steps (0: only at the end)")
     )
-    keep_checkpoints: int = field(default=1, metadata=_h("most recent checkpoints kept"))
+    keep_checkpoints: int = field(default=1, metadata=_h("most recent checkpoints kept (>= 1)"))
     resume: bool = field(
         default=False, metadata=_h("continue from the latest checkpoint in --out (exact)")
     )
@@ -100,7 +100,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        for name in ("checkpoint_every", "keep_checkpoints", "drift_every", "eval_every", "lora_r"):
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        for name in ("checkpoint_every", "drift_every", "eval_every", "lora_r"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("weight_decay", "warmup_epochs", "max_grad_norm", "momentum", "lora_dropout"):

@@ -218,6 +218,9 @@ def _run_hooks(s: Setup, step: int) -> dict[str, Any]:
 def save_checkpoint(s: Setup, step: int) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically (collective: call on every process)."""
     acc, root = s.accelerator, s.out_dir / "checkpoints"
+    finite = all(bool(torch.isfinite(_local(p.detach())).all()) for p in s.unwrapped.parameters())
+    if not _all_finite(acc, torch.tensor(1.0 if finite else math.nan)):
+        raise _nonfinite(s, step, "weights", "after the optimizer step; not checkpointed")
     tmp = root / f".tmp-step-{step:06d}"
     if acc.is_main_process:
         if tmp.exists():
@@ -255,7 +258,7 @@ def save_checkpoint(s: Setup, step: int) -> Path:
     final = ckpt.step_dir(root, step)
     if acc.is_main_process:
         ckpt.commit(tmp, final)
-        ckpt.prune(root, max(1, s.config.keep_checkpoints))
+        ckpt.prune(root, s.config.keep_checkpoints)
     acc.wait_for_everyone()
     return final
 
@@ -273,8 +276,8 @@ def _nonfinite(s: Setup, step: int, what: str, detail: str) -> NonFiniteLossErro
     last = ckpt.latest_checkpoint(s.out_dir / "checkpoints")
     where = f"the last good checkpoint is {last[1]}" if last else "no checkpoint was written yet"
     return NonFiniteLossError(
-        f"non-finite {what} at step {step} ({detail}); stopped before updating the weights; "
-        f"{where} (resume from it with --resume and a lower --lr)"
+        f"non-finite {what} at step {step} ({detail}); the run stopped; {where} "
+        "(resume from it with --resume and a lower --lr)"
     )
 
 
@@ -294,7 +297,7 @@ def train_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
         out = micro_step(s.model, idx, s.inputs, counts, stats=stats)
         if not _all_finite(acc, out.loss):
             detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
-            raise _nonfinite(s, step + 1, "loss", detail)
+            raise _nonfinite(s, step + 1, "loss", f"{detail}; weights not updated")
         last = m == plan.accumulation - 1
         sync = acc.no_sync(s.model) if not last and not s.deepspeed else _null()
         with sync:
@@ -307,7 +310,7 @@ def train_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
         max_norm = s.config.max_grad_norm if s.config.max_grad_norm > 0 else math.inf
         grad_norm = _to_float(acc.clip_grad_norm_(s.model.parameters(), max_norm))
         if not _all_finite(acc, torch.tensor(grad_norm)):
-            raise _nonfinite(s, step + 1, "gradient", f"norm {grad_norm}")
+            raise _nonfinite(s, step + 1, "gradient", f"norm {grad_norm}; weights not updated")
     lr = s.optimizer.param_groups[0]["lr"]
     s.optimizer.step()
     s.scheduler.step()

@@ -69,7 +69,9 @@ def build_setup(
     if need_live:
         if deepspeed and not lora:
             raise ValueError("a live reference model (+kl, --reference live) is not supported under DeepSpeed; use FSDP or LoRA")  # fmt: skip
-        reference = LiveReference(model, lora=lora, prepare=lambda m: acc.prepare_model(m, evaluation_mode=True))  # fmt: skip
+        # Not sharded: a full frozen copy on each device (under FSDP too); LoRA needs no copy.
+        place = lambda m: acc.prepare_model(m, device_placement=True, evaluation_mode=True)  # noqa: E731
+        reference = LiveReference(model, lora=lora, prepare=place)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora:

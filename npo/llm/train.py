@@ -111,15 +111,12 @@ def _prepare_out(config: TrainConfig, acc: Any) -> tuple[Path, tuple[int, Path] 
 def _texts_for_tokenizer(data: str, split_name: str) -> list[str]:
     """Questions and answers of ``full`` (so target and retain models of one data source share
     a tokenizer), else of the training split, plus the IDK answers and the template words."""
-    try:
-        split = read_split(data, "full")
-    except ValueError:
-        split = read_split(data, split_name)
+    local = not str(data).startswith("hf:")
+    has_full = not local or any((Path(data) / f"full{x}").is_file() for x in (".json", ".jsonl"))
+    split = read_split(data, "full" if has_full else split_name)
     texts = split.column("question") + split.column("answer")
-    try:
+    if local and (Path(data) / "idontknow.jsonl").is_file():
         texts += list(read_idk(data))
-    except ValueError:
-        pass
     return [*texts, "Question: Answer:"]
 
 
