@@ -6,8 +6,9 @@ The step timed is :func:`npo.llm.loop.train_step`, the one the trainer runs: for
 built from a config (no download) and the data synthetic token sequences (a quarter prompt,
 the rest answer), so nothing is read from disk.
 
-- CPU (default): a small Llama; each (round, variant) runs in a fresh process, whose peak RSS
-  above its post-import baseline is the memory figure.
+- CPU (default): a small Llama; step times from all variants alive in one process, their steps
+  interleaved (so load drifts of a shared machine hit all alike); memory from a fresh process
+  per variant (peak RSS above its post-import baseline).
 - CUDA (``--device cuda --config 1b``): a ~1.1B Llama at sequence length 512 in bf16; variants
   run in one process, interleaved over rounds; memory is ``torch.cuda.max_memory_allocated``
   (weights, gradients, optimizer state, activations); also tokens/s and model FLOPs
@@ -86,60 +87,79 @@ def build(config: str, device: str, precision: str):
     return model, tok, {"forget": seqs("forget"), "retain": seqs("retain")}, c
 
 
-def measure(variant: str, *, config: str, device: str, precision: str, steps: int, warmup: int):
-    """Median seconds per step, peak memory (MiB) and trained tokens per step of one variant."""
-    import accelerate  # noqa: F401  (imported before the memory baseline)
-    import transformers  # noqa: F401
-
+def make_setup(variant: str, *, config: str, device: str, precision: str, tmp: str):
+    """The trainer's run for ``variant`` on the synthetic data (reference cache computed)."""
     from npo.llm.config import UnlearnConfig
-    from npo.llm.loop import train_step
-    from npo.llm.step import STAT_KEYS
     from npo.llm.train import make_accelerator, prepare_unlearning
 
     method, reference = VARIANTS[variant]
-    base = _rss_mib()
     model, tok, store, c = build(config, device, precision)
+    cfg = UnlearnConfig(
+        model="(in memory)", data="(synthetic)", out=f"{tmp}/{variant}", ref_cache=tmp,
+        method=method, reference=reference, batch_size=c["batch"], max_length=c["seq"],
+        lr=1e-5, precision=precision, checkpoint_every=0, drift_every=0, progress=False,
+    )  # fmt: skip
+    store = {s: store[s] for s in cfg.objective().needs()}
+    setup = prepare_unlearning(cfg, model, tok, store, accelerator=make_accelerator(cfg))
+    n_params = sum(p.numel() for p in setup.unwrapped.parameters())
+    embed = setup.unwrapped.get_input_embeddings().weight.numel()
+    tokens = len(store) * c["batch"] * c["seq"]  # trained tokens per step, prompts included
+    flops = (6 * (n_params - embed) + 12 * c["layers"] * c["hidden"] * c["seq"]) * tokens
+    weights_mib = sum(p.numel() * p.element_size() for p in setup.unwrapped.parameters()) / 2**20
+    return setup, {"tokens": tokens, "flops": flops, "weights_mib": weights_mib}
+
+
+def timed_step(setup, step: int) -> tuple[float, float]:
+    """Seconds of one :func:`npo.llm.loop.train_step` (synchronised on CUDA) and its loss."""
+    from npo.llm.loop import train_step
+    from npo.llm.step import STAT_KEYS
+
+    device = setup.accelerator.device
+    stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=device)
+    t0 = time.perf_counter()
+    rec = train_step(setup, step, stats)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, rec["loss"]
+
+
+def measure(variant: str, *, config: str, device: str, precision: str, steps: int, warmup: int):
+    """One variant on its own: median seconds per step and peak memory (MiB) above the
+    baseline (CUDA: max allocated; CPU: peak RSS of this process above its post-import RSS)."""
+    import accelerate  # noqa: F401  (imported before the memory baseline)
+    import transformers  # noqa: F401
+
+    base = _rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = UnlearnConfig(
-            model="(in memory)", data="(synthetic)", out=tmp, ref_cache=tmp, method=method,
-            reference=reference, batch_size=c["batch"], max_length=c["seq"], lr=1e-5,
-            precision=precision, checkpoint_every=0, drift_every=0, progress=False,
-        )  # fmt: skip
-        store = {s: store[s] for s in cfg.objective().needs()}
-        setup = prepare_unlearning(cfg, model, tok, store, accelerator=make_accelerator(cfg))
-        del model
+        setup, info = make_setup(variant, config=config, device=device, precision=precision, tmp=tmp)  # fmt: skip
         if device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        times = []
-        for step in range(warmup + steps):
-            stats = torch.zeros(
-                len(STAT_KEYS), dtype=torch.float64, device=setup.accelerator.device
-            )
-            t0 = time.perf_counter()
-            rec = train_step(setup, step, stats)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
+        runs = [timed_step(setup, step) for step in range(warmup + steps)]
         if device == "cuda":
             mem = torch.cuda.max_memory_allocated() / 2**20
         else:
             mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-        n_params = sum(p.numel() for p in setup.unwrapped.parameters())
-        embed = setup.unwrapped.get_input_embeddings().weight.numel()
         del setup
     gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()
-    tokens = len(store) * c["batch"] * c["seq"]  # trained tokens per step, prompts included
-    flops_per_token = 6 * (n_params - embed) + 12 * c["layers"] * c["hidden"] * c["seq"]
-    return {
-        "seconds": statistics.median(times[warmup:]),
-        "memory_mib": mem,
-        "tokens": tokens,
-        "flops": flops_per_token * tokens,
-        "loss": rec["loss"],
-    }
+    seconds = statistics.median(t for t, _ in runs[warmup:])
+    return {"seconds": seconds, "memory_mib": mem, "loss": runs[-1][1], **info}
+
+
+def interleaved_times(variants, *, config: str, precision: str, steps: int, warmup: int, rounds: int):  # fmt: skip
+    """CPU: every variant's run alive in this process, steps interleaved variant by variant,
+    so the machine's load drifts hit all variants alike. Median seconds per step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        setups = {v: make_setup(v, config=config, device="cpu", precision=precision, tmp=tmp)[0] for v in variants}  # fmt: skip
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        for step in range(warmup + steps * rounds):
+            for v in variants:
+                t, _ = timed_step(setups[v], step)
+                if step >= warmup:
+                    times[v].append(t)
+    return {v: statistics.median(t) for v, t in times.items()}
 
 
 def _child(args) -> None:
@@ -186,12 +206,17 @@ def main() -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device")
     runs: dict[str, list[dict]] = {v: [] for v in args.variants}
-    for _ in range(args.rounds):  # interleaved, so slow drifts of the machine hit all alike
-        for v in args.variants:
-            if args.device == "cuda":
+    if args.device == "cuda":  # one variant at a time (memory), interleaved over rounds
+        for _ in range(args.rounds):
+            for v in args.variants:
                 runs[v].append(measure(v, config=args.config, device="cuda", precision=args.precision, steps=args.steps, warmup=args.warmup))  # fmt: skip
-            else:
-                runs[v].append(_spawn(v, args))
+    else:  # memory: a fresh process per variant; time: all variants interleaved in this one
+        for v in args.variants:
+            runs[v].append(_spawn(v, args))
+        times = interleaved_times(args.variants, config=args.config, precision=args.precision,
+                                  steps=args.steps, warmup=args.warmup, rounds=args.rounds)  # fmt: skip
+        for v in args.variants:
+            runs[v][0]["seconds"] = times[v]
     res = {v: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "memory_mib", "tokens", "flops")} for v, rs in runs.items()}  # fmt: skip
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"  # fmt: skip
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
@@ -217,7 +242,8 @@ def main() -> None:
               f"{'met' if speedup >= goal else 'NOT met'}; ~1.33 if a forward costs a third of "
               "forward+backward)")  # fmt: skip
         extra = res["npo-live"]["memory_mib"] - res["npo"]["memory_mib"]
-        print(f"live-reference npo holds {extra:.0f} MiB more (a second copy of the weights); cached npo one copy")  # fmt: skip
+        print(f"live-reference npo holds {extra:.0f} MiB more than cached npo (the weights are "
+              f"{runs['npo'][0]['weights_mib']:.0f} MiB: a second copy vs one)")  # fmt: skip
 
 
 if __name__ == "__main__":
