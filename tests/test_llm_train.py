@@ -212,6 +212,15 @@ def test_live_and_cached_reference_train_alike(model_dir, data, tmp_path):
         torch.testing.assert_close(runs["cache"][k], runs["live"][k], rtol=1e-4, atol=2e-5)
 
 
+def test_gradient_checkpointing_gives_the_same_training(model_dir, data, tmp_path):
+    runs = []
+    for on in (False, True):
+        cfg = _config(model_dir, data, tmp_path / str(on), max_steps=3, gradient_checkpointing=on)
+        runs.append(weights(unlearn(cfg).model_dir))
+    for k in runs[0]:
+        torch.testing.assert_close(runs[0][k], runs[1][k], rtol=1e-5, atol=1e-6)
+
+
 def test_lora_trains_adapters_only_and_resumes(model_dir, data, tmp_path):
     kw = dict(method="npo+rt", lora_r=4, epochs=2, checkpoint_every=2)
     whole = unlearn(_config(model_dir, data, tmp_path / "whole", **kw))
