@@ -19,12 +19,15 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from npo.llm.model import replace_dir
 from npo.results import atomic_write_bytes, write_json
+
+if TYPE_CHECKING:
+    from npo.llm.loop import Setup
 
 __all__ = [
     "latest_checkpoint",
@@ -34,6 +37,7 @@ __all__ = [
     "load_rng",
     "save_optimizer",
     "save_rng",
+    "write_checkpoint",
 ]
 
 _STEP_DIR = re.compile(r"step-(\d{6,})")
@@ -183,3 +187,47 @@ def load_model_weights(model: torch.nn.Module, model_dir: Path) -> None:
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
     write_json(folder / "trainer_state.json", state)
+
+
+def write_checkpoint(s: Setup, step: int) -> Path:
+    """Write ``OUT/checkpoints/step-NNNNNN`` of run ``s`` (a :class:`npo.llm.loop.Setup`)
+    atomically. Collective: every process calls it (state dicts may be gathered)."""
+    acc, root = s.accelerator, s.out_dir / "checkpoints"
+    tmp = root / f".tmp-step-{step:06d}"
+    if acc.is_main_process:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    acc.wait_for_everyone()
+    state_dict = acc.get_state_dict(s.model)
+    osd = None
+    if not s.deepspeed:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
+
+        raw = getattr(s.optimizer, "optimizer", s.optimizer)
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        osd = get_optimizer_state_dict(s.model, raw, options=opts)
+    if acc.is_main_process:
+        s.unwrapped.save_pretrained(tmp / "model", state_dict=state_dict)
+        s.tokenizer.save_pretrained(tmp / "model")
+        if osd is not None:
+            save_optimizer(osd, tmp)
+        state = {
+            "step": step,
+            "scheduler": s.scheduler.state_dict(),
+            "optimizer_saved": osd is not None,
+            "world_size": acc.num_processes,
+            "config": s.config,
+        }
+        write_state(tmp, state)
+    save_rng(tmp, acc.process_index)
+    acc.wait_for_everyone()
+    final = step_dir(root, step)
+    if acc.is_main_process:
+        commit(tmp, final)
+        prune(root, s.config.keep_checkpoints)
+    acc.wait_for_everyone()
+    return final

@@ -216,51 +216,12 @@ def _run_hooks(s: Setup, step: int) -> dict[str, Any]:
 
 
 def save_checkpoint(s: Setup, step: int) -> Path:
-    """Write ``checkpoints/step-NNNNNN`` atomically (collective: call on every process)."""
-    acc, root = s.accelerator, s.out_dir / "checkpoints"
+    """Check the weights are finite (else stop: a bad state is never saved), then write
+    ``checkpoints/step-NNNNNN`` atomically. Collective: call on every process."""
     finite = all(bool(torch.isfinite(_local(p.detach())).all()) for p in s.unwrapped.parameters())
-    if not _all_finite(acc, torch.tensor(1.0 if finite else math.nan)):
+    if not _all_finite(s.accelerator, torch.tensor(1.0 if finite else math.nan)):
         raise _nonfinite(s, step, "weights", "after the optimizer step; not checkpointed")
-    tmp = root / f".tmp-step-{step:06d}"
-    if acc.is_main_process:
-        if tmp.exists():
-            import shutil
-
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    acc.wait_for_everyone()
-    state_dict = acc.get_state_dict(s.model)
-    osd = None
-    if not s.deepspeed:
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions,
-            get_optimizer_state_dict,
-        )
-
-        raw = getattr(s.optimizer, "optimizer", s.optimizer)
-        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        osd = get_optimizer_state_dict(s.model, raw, options=opts)
-    if acc.is_main_process:
-        s.unwrapped.save_pretrained(tmp / "model", state_dict=state_dict)
-        s.tokenizer.save_pretrained(tmp / "model")
-        if osd is not None:
-            ckpt.save_optimizer(osd, tmp)
-        state = {
-            "step": step,
-            "scheduler": s.scheduler.state_dict(),
-            "optimizer_saved": osd is not None,
-            "world_size": acc.num_processes,
-            "config": s.config,
-        }
-        ckpt.write_state(tmp, state)
-    ckpt.save_rng(tmp, acc.process_index)
-    acc.wait_for_everyone()
-    final = ckpt.step_dir(root, step)
-    if acc.is_main_process:
-        ckpt.commit(tmp, final)
-        ckpt.prune(root, s.config.keep_checkpoints)
-    acc.wait_for_everyone()
-    return final
+    return ckpt.write_checkpoint(s, step)
 
 
 def _append_log(s: Setup, record: dict[str, Any]) -> None:
