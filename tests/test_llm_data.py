@@ -14,6 +14,7 @@ from _llm import mini_tofu, read_rows, write_rows
 from npo.llm.data import (
     PLAIN_TEMPLATE,
     collate,
+    encode_prompts,
     encode_qa,
     eval_split_for,
     idk_choices,
@@ -138,6 +139,7 @@ def test_prompt_tokens_carry_no_loss_and_answers_end_with_eos(tok, tmp_path):
         ids, plen = enc.item(i)
         prompt = tok(PLAIN_TEMPLATE.format(question=row["question"]))["input_ids"]
         assert list(ids[:plen]) == prompt and prompt[0] == tok.bos_token_id
+        assert encode_prompts(tok, [row["question"]]) == [prompt]  # where generation starts
         assert ids[-1] == tok.eos_token_id
         assert tok.decode(ids[plen:-1]) == row["answer"]
     batch = collate([enc.item(i) for i in range(len(enc))], pad_id=tok.eos_token_id)

@@ -30,6 +30,7 @@ __all__ = [
     "Encoded",
     "QASplit",
     "collate",
+    "encode_prompts",
     "encode_qa",
     "eval_split_for",
     "idk_choices",
@@ -241,7 +242,9 @@ def template_id(tokenizer: Any) -> str:
     return f"chat:{chat}" if chat else f"plain:{PLAIN_TEMPLATE}"
 
 
-def _prompts(tokenizer: Any, questions: Sequence[str]) -> list[list[int]]:
+def encode_prompts(tokenizer: Any, questions: Sequence[str]) -> list[list[int]]:
+    """Token ids of the prompt of each question (chat template, else :data:`PLAIN_TEMPLATE`):
+    exactly the prefix :func:`encode_qa` puts before the answer, so generation starts here."""
     if getattr(tokenizer, "chat_template", None):
         texts = [
             tokenizer.apply_chat_template(
@@ -308,7 +311,7 @@ def encode_qa(
     answers = list(answers) if answers is not None else split.column("answer")
     if len(answers) != len(questions):
         raise ValueError(f"{len(answers)} answers for {len(questions)} questions in {split.name}")
-    prompts = _prompts(tokenizer, questions)
+    prompts = encode_prompts(tokenizer, questions)
     bodies = tokenizer(answers, add_special_tokens=False)["input_ids"]
     ids, plens, truncated = [], [], 0
     for i, (p, a) in enumerate(zip(prompts, bodies)):
