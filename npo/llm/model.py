@@ -222,7 +222,7 @@ def save_model_dir(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
-        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        model.save_pretrained(tmp, state_dict=state_dict)  # safetensors (the default)
         tokenizer.save_pretrained(tmp)
         replace_dir(tmp, path)
     except BaseException:
