@@ -73,7 +73,11 @@ def build_setup(
         place = lambda m: acc.prepare_model(m, device_placement=True, evaluation_mode=True)  # noqa: E731
         reference = LiveReference(model, lora=lora, prepare=place)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if lora:
             model.enable_input_require_grads()
     micro = config.micro_batch_size or max(1, config.batch_size // acc.num_processes)
