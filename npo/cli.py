@@ -91,10 +91,82 @@ def _theory(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _require(p: argparse.ArgumentParser, *dests: str) -> None:
+    for action in p._actions:
+        if action.dest in dests:
+            action.required, action.default = True, None
+            action.help = action.help.rsplit(" (default", 1)[0] + " (required)"
+
+
+def _finetune_args(p: argparse.ArgumentParser) -> None:
+    from npo.llm.config import FinetuneConfig
+
+    p.epilog = (
+        "Writes OUT/model (save_pretrained safetensors + tokenizer), OUT/log.jsonl (one JSON "
+        "record per step), OUT/checkpoints/step-N (atomic, exact --resume), OUT/config.json, "
+        "OUT/result.json; with --init also OUT/init (the initial model)."
+    )
+    add_dataclass_args(p, FinetuneConfig, skip=("eval_every",))
+    _require(p, "data", "out")
+
+
+def _finetune(ns: argparse.Namespace) -> int:
+    from npo.llm.config import FinetuneConfig
+    from npo.llm.train import finetune
+
+    _quiet_hf()
+    return _report(finetune(dataclass_from_args(FinetuneConfig, ns)))
+
+
+def _unlearn_args(p: argparse.ArgumentParser) -> None:
+    from npo.llm.config import UnlearnConfig
+
+    p.epilog = (
+        "Writes OUT/model, OUT/log.jsonl (per step: loss, each term, forget_loss, retain_loss, "
+        "forget_logp, log_ratio, npo_weight, param_drift, lr, grad_norm), OUT/checkpoints/step-N, "
+        "OUT/config.json, OUT/result.json; reference log-probs are cached in --ref-cache."
+    )
+    add_dataclass_args(p, UnlearnConfig, skip=("eval_every",))
+    _require(p, "data", "out", "model")
+
+
+def _unlearn(ns: argparse.Namespace) -> int:
+    from npo.llm.config import UnlearnConfig
+    from npo.llm.train import unlearn
+
+    _quiet_hf()
+    return _report(unlearn(dataclass_from_args(UnlearnConfig, ns)))
+
+
+def _quiet_hf() -> None:
+    """Our progress bar is the run's; hide transformers' per-file load/save bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _report(result) -> int:
+    if result.logs:  # the main process of a distributed run
+        last = result.logs[-1]
+        shown = ", ".join(
+            f"{k} {last[k]:.4g}" for k in ("loss", "forget_logp") if last.get(k) is not None
+        )
+        print(
+            f"wrote {result.model_dir} after {result.steps} steps ({shown}); logs in {result.out_dir / 'log.jsonl'}"
+        )
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("run the demo job and write its figures", _demo_args, _demo),
     "reproduce": ("reproduce the paper's synthetic experiments", _reproduce_args, _reproduce),
     "theory": ("closed-form dynamics and Theorem 2 figures", _theory_args, _theory),
+    "finetune": (
+        "fine-tune a causal LM on a TOFU split (full or retainYY)",
+        _finetune_args,
+        _finetune,
+    ),
+    "unlearn": ("unlearn a TOFU forget split from a fine-tuned causal LM", _unlearn_args, _unlearn),
 }
 
 

@@ -1,0 +1,402 @@
+"""TOFU-format question/answer data: reading, validation, prompting, tokenisation, batching.
+
+A *data source* is a directory of TOFU files (JSON Lines as TOFU ships them, or JSON arrays,
+named ``<split>.json`` or ``<split>.jsonl``) or ``hf:<repo>`` (``hf:locuslab/TOFU``), read through
+``datasets``. Splits: ``full``, ``forgetXX``, ``retainYY``, ``forgetXX_perturbed``,
+``retain_perturbed``, ``real_authors[_perturbed]``, ``world_facts[_perturbed]``; the "I don't
+know" answers are ``idontknow.jsonl`` (plain text, one answer per line).
+
+Every error names the file, the line and the field. Sequences are ``prompt + answer + EOS``; the
+prompt is the tokenizer's chat template when it has one, else :data:`PLAIN_TEMPLATE`. Labels
+are -100 on every prompt token and on padding; attention masks come from the lengths, never
+from the pad id (many tokenizers pad with EOS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "PLAIN_TEMPLATE",
+    "Encoded",
+    "QASplit",
+    "collate",
+    "encode_prompts",
+    "encode_qa",
+    "eval_split_for",
+    "idk_choices",
+    "read_idk",
+    "read_split",
+    "retain_for",
+    "retain_partners",
+    "seeded_permutation",
+    "template_id",
+]
+
+PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
+IDK_FILE = "idontknow.jsonl"
+
+_STR_LIST = "list of strings"
+_SPLIT_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
+    (r"forget\d\d_perturbed|retain_perturbed", {"paraphrased_answer": "str", "perturbed_answer": _STR_LIST}),
+    (r"real_authors_perturbed|world_facts_perturbed", {"perturbed_answer": _STR_LIST}),
+    (r"full|forget\d\d|retain\d\d|real_authors|world_facts", {}),
+)  # fmt: skip
+
+
+def _required_fields(name: str) -> dict[str, str]:
+    for pattern, extra in _SPLIT_FIELDS:
+        if re.fullmatch(pattern, name):
+            return {"question": "str", "answer": "str", **extra}
+    raise ValueError(
+        f"unknown split {name!r}; valid: full, forgetXX, retainYY, forgetXX_perturbed, "
+        "retain_perturbed, real_authors[_perturbed], world_facts[_perturbed] (XX, YY two digits)"
+    )
+
+
+def retain_for(forget: str) -> str:
+    """The retain split that complements a forget split: ``forget10`` -> ``retain90``."""
+    m = re.fullmatch(r"forget(\d\d)", forget)
+    if not m or not 0 < int(m[1]) < 100:
+        raise ValueError(f"forget split must look like 'forget10' (01-99), got {forget!r}")
+    return f"retain{100 - int(m[1]):02d}"
+
+
+def eval_split_for(forget: str) -> str:
+    """The perturbed evaluation split of a forget split. TOFU ships ``forget01/05/10_perturbed``
+    only; larger forget sets are evaluated on ``forget10_perturbed``, which they contain
+    (forgetXX is the tail of ``full``)."""
+    retain_for(forget)  # validates the name
+    return f"{forget}_perturbed" if int(forget[6:]) <= 10 else "forget10_perturbed"
+
+
+@dataclass(frozen=True)
+class QASplit:
+    """Validated rows of one split. ``lines[i]`` is row i's line in ``source`` (1-based), for
+    error messages further down (e.g. a prompt too long for ``max_length``)."""
+
+    name: str
+    source: str
+    rows: tuple[dict[str, Any], ...]
+    lines: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, field: str) -> list[Any]:
+        return [row[field] for row in self.rows]
+
+    def where(self, i: int) -> str:
+        return f"{self.source}:{self.lines[i]}"
+
+
+def _check_row(row: Any, where: str, fields: dict[str, str]) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for field, kind in fields.items():
+        if field not in row:
+            raise ValueError(f"{where}: missing field {field!r} (has {sorted(row)})")
+        value = row[field]
+        if kind == "str":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"{where}: field {field!r} must be a non-empty string, got {value!r}"
+                )
+        elif not (
+            isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+        ):
+            raise ValueError(f"{where}: field {field!r} must be a non-empty {kind}, got {value!r}")
+    return row
+
+
+def _parse_json_array(text: str, path: Path) -> list[tuple[int, Any]]:
+    """Items of a JSON array with the line each starts on."""
+    decoder = json.JSONDecoder()
+    items: list[tuple[int, Any]] = []
+    pos = text.index("[") + 1
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text):
+            raise ValueError(
+                f"{path}:{text.count(chr(10)) + 1}: malformed JSON array (no closing ])"
+            )
+        if text[pos] == "]":
+            return items
+        line = text.count("\n", 0, pos) + 1
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        items.append((line, obj))
+
+
+def _read_file_rows(path: Path) -> list[tuple[int, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if text.lstrip().startswith("["):
+        return _parse_json_array(text, path)
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path}:{lineno}: malformed JSON line ({exc.msg} at column {exc.colno})"
+            ) from None
+    return rows
+
+
+def _read_hf_rows(repo: str, name: str) -> list[tuple[int, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(
+            f"--data hf:{repo} needs the 'datasets' package (pip install datasets); "
+            "or pass a local directory of TOFU files"
+        ) from None
+    try:
+        ds = datasets.load_dataset(repo, name, split="train")
+    except Exception as exc:  # network, missing config, offline mode: all the user's to fix
+        raise ValueError(
+            f"cannot load split {name!r} of the Hugging Face dataset {repo!r} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE) or no network? "
+            "Pass a local directory of TOFU files with --data DIR"
+        ) from None
+    return [(i + 1, dict(row)) for i, row in enumerate(ds)]
+
+
+def _local_dir(data: str | Path) -> Path:
+    path = Path(data)
+    if not path.is_dir():
+        raise ValueError(f"data directory {str(path)!r} does not exist (or use hf:locuslab/TOFU)")
+    return path
+
+
+def read_split(data: str | Path, name: str) -> QASplit:
+    """Read and validate split ``name`` from a directory or ``hf:<repo>``.
+
+    Raises ``ValueError`` naming the file, line and field on a missing file, malformed line,
+    missing or mistyped field, or an empty split.
+    """
+    fields = _required_fields(name)
+    if str(data).startswith("hf:"):
+        repo = str(data)[3:]
+        source = f"hf:{repo}/{name}"
+        items = _read_hf_rows(repo, name)
+    else:
+        folder = _local_dir(data)
+        candidates = [folder / f"{name}.json", folder / f"{name}.jsonl"]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            have = sorted(p.stem for p in folder.glob("*.json*"))
+            raise ValueError(
+                f"split {name!r}: no file {candidates[0]} (or .jsonl); splits there: {have}"
+            )
+        source = str(path)
+        items = _read_file_rows(path)
+    if not items:
+        raise ValueError(f"{source}: split {name!r} is empty")
+    rows = tuple(_check_row(obj, f"{source}:{line}", fields) for line, obj in items)
+    return QASplit(name, source, rows, tuple(line for line, _ in items))
+
+
+def read_idk(data: str | Path, idk_file: str | Path | None = None) -> tuple[str, ...]:
+    """The "I don't know" answers: ``idk_file``, else ``<data>/idontknow.jsonl``; one per line."""
+    if idk_file is None:
+        if str(data).startswith("hf:"):
+            raise ValueError(
+                f"{data} has no {IDK_FILE}; pass the IDK answers file with --idk-file FILE"
+            )
+        idk_file = _local_dir(data) / IDK_FILE
+    path = Path(idk_file)
+    if not path.is_file():
+        raise ValueError(f"IDK answers file {path} not found (one answer per line)")
+    answers = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    answers = tuple(a for a in answers if a)
+    if not answers:
+        raise ValueError(f"{path}: no IDK answers (expected one answer per line)")
+    return answers
+
+
+# ---------------------------------------------------------------- prompting and encoding
+
+
+def template_id(tokenizer: Any) -> str:
+    """The prompt template as text (the chat template or :data:`PLAIN_TEMPLATE`), for cache keys."""
+    chat = getattr(tokenizer, "chat_template", None)
+    return f"chat:{chat}" if chat else f"plain:{PLAIN_TEMPLATE}"
+
+
+def encode_prompts(tokenizer: Any, questions: Sequence[str]) -> list[list[int]]:
+    """Token ids of the prompt of each question (chat template, else :data:`PLAIN_TEMPLATE`):
+    exactly the prefix :func:`encode_qa` puts before the answer, so generation starts here."""
+    if getattr(tokenizer, "chat_template", None):
+        texts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True
+            )
+            for q in questions
+        ]
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    texts = [PLAIN_TEMPLATE.format(question=q) for q in questions]
+    return tokenizer(texts, add_special_tokens=True)["input_ids"]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids of ``prompt + answer + EOS`` per item and the prompt length of each.
+
+    ``n_tokens(i)`` answer tokens carry loss (the EOS included unless truncated).
+    """
+
+    name: str
+    input_ids: tuple[tuple[int, ...], ...]
+    prompt_lens: tuple[int, ...]
+    n_truncated: int = 0
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def n_tokens(self, i: int) -> int:
+        return len(self.input_ids[i]) - self.prompt_lens[i]
+
+    def item(self, i: int) -> tuple[tuple[int, ...], int]:
+        return self.input_ids[i], self.prompt_lens[i]
+
+    def digest(self) -> str:
+        """Hash of every token id and prompt boundary (data + template + tokenizer)."""
+        h = hashlib.blake2b(digest_size=16)
+        for ids, p in zip(self.input_ids, self.prompt_lens):
+            h.update(json.dumps([p, ids], separators=(",", ":")).encode())
+        return h.hexdigest()
+
+
+def encode_qa(
+    tokenizer: Any,
+    split: QASplit,
+    *,
+    max_length: int,
+    answers: Sequence[str] | None = None,
+    name: str | None = None,
+) -> Encoded:
+    """Tokenise ``split`` as ``prompt(question) + answer + EOS`` (``answers`` overrides the
+    split's, e.g. IDK answers for the same questions).
+
+    Prompt and answer are tokenised separately, so the label boundary is exact and equals what
+    generation after the prompt sees. A sequence longer than ``max_length`` loses answer tokens
+    from the end (counted in ``n_truncated``); a prompt that leaves no room for one answer
+    token is an error naming the line.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no EOS token; answers must end with one")
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2, got {max_length}")
+    questions = split.column("question")
+    answers = list(answers) if answers is not None else split.column("answer")
+    if len(answers) != len(questions):
+        raise ValueError(f"{len(answers)} answers for {len(questions)} questions in {split.name}")
+    prompts = encode_prompts(tokenizer, questions)
+    bodies = tokenizer(answers, add_special_tokens=False)["input_ids"]
+    ids, plens, truncated = [], [], 0
+    for i, (p, a) in enumerate(zip(prompts, bodies)):
+        if not p:
+            raise ValueError(f"{split.where(i)}: the prompt encodes to no tokens")
+        if len(p) >= max_length:
+            raise ValueError(
+                f"{split.where(i)}: field 'question' gives a prompt of {len(p)} tokens, "
+                f"leaving no room for the answer within max_length {max_length}"
+            )
+        seq = list(p) + list(a) + [eos]
+        if len(seq) > max_length:
+            seq, truncated = seq[:max_length], truncated + 1
+        ids.append(tuple(seq))
+        plens.append(len(p))
+    return Encoded(name or split.name, tuple(ids), tuple(plens), truncated)
+
+
+def collate(items: Sequence[tuple[Sequence[int], int]], pad_id: int) -> dict[str, Tensor]:
+    """Right-pad ``(input_ids, prompt_len)`` items into a batch.
+
+    Returns ``input_ids`` (B, T) padded with ``pad_id``, ``attention_mask`` (B, T) from the
+    lengths, ``labels`` (B, T): the answer tokens, -100 on prompt and padding.
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    width = max(len(ids) for ids, _ in items)
+    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for b, (ids, plen) in enumerate(items):
+        row = torch.as_tensor(ids, dtype=torch.long)
+        input_ids[b, : len(ids)] = row
+        mask[b, : len(ids)] = 1
+        labels[b, plen : len(ids)] = row[plen:]
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+# ---------------------------------------------------------------- order and pairing
+
+
+def _generator(*parts: object) -> torch.Generator:
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+
+
+def seeded_permutation(n: int, *, seed: int, epoch: int, salt: str = "order") -> list[int]:
+    """A permutation of ``range(n)`` that depends only on ``(seed, epoch, salt)``."""
+    return torch.randperm(n, generator=_generator(seed, epoch, salt)).tolist()
+
+
+def retain_partners(
+    n_forget: int, n_retain: int, *, seed: int, epoch: int, pairing: str
+) -> list[int]:
+    """The retain partner of each forget item in ``epoch``.
+
+    ``random``: a fresh seeded draw every epoch, without repeats while ``n_retain`` allows.
+    ``fixed``: the official NPO/TOFU code's partners, the same every epoch and seed:
+    ``(i + randint(0, n_retain)) % n_retain`` with torch's generator seeded by ``i``.
+    """
+    if n_retain < 1:
+        raise ValueError("the retain split is empty")
+    if pairing == "fixed":
+        return [
+            (i + int(torch.randint(0, n_retain, (1,), generator=torch.Generator().manual_seed(i))))
+            % n_retain
+            for i in range(n_forget)
+        ]
+    if pairing != "random":
+        raise ValueError(f"pairing must be 'random' or 'fixed', got {pairing!r}")
+    out: list[int] = []
+    rounds = 0
+    while len(out) < n_forget:
+        out += seeded_permutation(n_retain, seed=seed, epoch=epoch, salt=f"partner{rounds}")
+        rounds += 1
+    return out[:n_forget]
+
+
+def idk_choices(n_forget: int, n_idk: int, *, seed: int, pairing: str) -> list[int]:
+    """Which IDK answer each forget item gets: fixed for the whole run (never per epoch), so
+    cached reference log-probs of the IDK sequences stay valid. ``fixed`` pairing uses the
+    official code's choice (``randint(0, n_idk)`` with torch's generator seeded by ``i``)."""
+    if pairing == "fixed":
+        return [
+            int(torch.randint(0, n_idk, (1,), generator=torch.Generator().manual_seed(i)))
+            for i in range(n_forget)
+        ]
+    return torch.randint(0, n_idk, (n_forget,), generator=_generator(seed, "idk")).tolist()

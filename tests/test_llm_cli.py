@@ -1,0 +1,159 @@
+"""``npo finetune`` / ``npo unlearn``: documented options, one-line errors, and the end-to-end
+path on real TOFU text (tiny models): finetune, retain model, unlearn with GA and NPO+RT."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from _llm import SPEC, mini_tofu, read_rows, weights, write_rows
+
+from npo.cli import build_parser, main
+from npo.llm.config import FinetuneConfig, UnlearnConfig
+from npo.llm.data import encode_qa, read_split
+from npo.llm.model import load_model
+from npo.llm.reference import compute_ref_logps
+from npo.llm.train import read_log
+
+TINY = ["--tiny-vocab-size", str(SPEC.vocab_size), "--tiny-hidden-size", str(SPEC.hidden_size),
+        "--tiny-intermediate-size", str(SPEC.intermediate_size), "--tiny-layers",
+        str(SPEC.num_layers), "--tiny-heads", str(SPEC.num_heads)]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize(("command", "cls"), [("finetune", FinetuneConfig), ("unlearn", UnlearnConfig)])  # fmt: skip
+def test_every_option_is_documented(command, cls, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(cls):
+        if f.name != "eval_every":  # arrives with `npo eval` (issue 6)
+            assert "--" + f.name.replace("_", "-") in text, f.name
+    assert "Writes OUT/model" in text
+    assert set(build_parser()._subparsers._group_actions[0].choices) >= {"finetune", "unlearn"}
+
+
+@pytest.fixture(scope="module")
+def data(tofu_dir, tmp_path_factory):
+    return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
+
+
+def _error(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("npo: error: ") and "\n" not in err, err
+    return err
+
+
+def test_bad_input_is_one_line(data, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    rows = read_rows(data / "forget10.json")
+    del rows[1]["answer"]
+    write_rows(bad / "forget10.json", rows)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "pytorch_model.bin").write_bytes(b"pickle")
+    out = ["--out", str(tmp_path / "out")]
+    err = _error(["finetune", "--data", str(data), *out], capsys)
+    assert "give exactly one of --model DIR and --init tiny-llama" in err
+    err = _error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
+    assert "no *.safetensors weights" in err and "pickled .bin checkpoints are refused" in err
+    (model / "model.safetensors").write_bytes(b"")
+    err = _error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
+    assert f"{bad / 'forget10.json'}:2: missing field 'answer'" in err
+    err = _error(["unlearn", "--data", str(data), "--model", str(model), "--method", "nope", *out], capsys)  # fmt: skip
+    assert "unknown method 'nope'" in err
+    err = _error(["unlearn", "--data", str(data), "--model", str(model), "--terms", "npo:x", *out], capsys)  # fmt: skip
+    assert "--terms entry 'npo:x' is not KEY:WEIGHT" in err
+    err = _error(["unlearn", "--data", str(data), "--model", str(model), "--beta", "-1", *out], capsys)  # fmt: skip
+    assert "beta must be a finite positive number" in err
+    err = _error(["finetune", "--init", "tiny-llama", "--data", str(data), "--split", "forget10", *out], capsys)  # fmt: skip
+    assert "--split must be full or retainYY" in err
+    assert not (tmp_path / "out").exists()  # nothing written for invalid input
+
+
+def test_hf_data_offline_gives_a_clear_error(tmp_path):
+    pytest.importorskip("datasets")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache: nothing to fall back on
+    cmd = [sys.executable, "-m", "npo.cli", "finetune", "--init", "tiny-llama", "--data",
+           "hf:locuslab/TOFU", "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("npo: error: cannot load split 'full' of the Hugging Face dataset 'locuslab/TOFU'")  # fmt: skip
+    assert "--data DIR" in err
+
+
+def _forget_logps(model_dir, data) -> torch.Tensor:
+    """Summed forget-answer log-probs under a saved model (eval mode, independent of the logs)."""
+    model, tok = load_model(model_dir)
+    enc = encode_qa(tok, read_split(data, "forget10"), max_length=512)
+    return compute_ref_logps(model, enc, batch_size=8, pad_id=tok.pad_token_id, device=torch.device("cpu"))  # fmt: skip
+
+
+def _end_to_end(data, tmp_path, *, ft_epochs, ft_batch, un_epochs, un_batch, lr, fit):
+    common = ["--data", str(data), "--no-progress"]
+    ft = ["finetune", "--init", "tiny-llama", *TINY, *common, "--epochs", str(ft_epochs),
+          "--batch-size", str(ft_batch), "--checkpoint-every", "0"]  # fmt: skip
+    assert main([*ft, "--split", "full", "--out", str(tmp_path / "target")]) == 0
+    assert main([*ft, "--split", "retain90", "--out", str(tmp_path / "retain")]) == 0
+    target = tmp_path / "target" / "model"
+    # target and retain model share the tokenizer (trained on `full` of the same data)
+    assert (tmp_path / "target/init/tokenizer.json").read_text() == (tmp_path / "retain/init/tokenizer.json").read_text()  # fmt: skip
+    ft_log = read_log(tmp_path / "target")
+    spe = json.loads((tmp_path / "target/result.json").read_text())["steps_per_epoch"]
+    first = sum(r["loss"] for r in ft_log[:spe]) / spe
+    last = sum(r["loss"] for r in ft_log[-spe:]) / spe
+    assert last < fit * first  # fine-tuning learns
+    before = _forget_logps(target, data)
+    after = {}
+    for method in ("ga", "npo+rt"):
+        out = tmp_path / method.replace("+", "_")
+        argv = ["unlearn", "--model", str(target), *common, "--forget", "forget10", "--method",
+                method, "--epochs", str(un_epochs), "--batch-size", str(un_batch), "--lr",
+                str(lr), "--checkpoint-every", "3", "--keep-checkpoints", "2", "--ref-cache", str(tmp_path / "cache"),
+                "--out", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        logs = read_log(out)
+        assert all(math.isfinite(r[k]) for r in logs for k in ("loss", "forget_logp", "param_drift"))  # fmt: skip
+        assert logs[-1]["forget_logp"] < logs[0]["forget_logp"]
+        after[method] = _forget_logps(out / "model", data)
+        assert float(after[method].mean()) < float(before.mean())
+        # checkpoints reload: the final one equals the exported model, the earlier one loads
+        earlier, final = sorted((out / "checkpoints").iterdir())
+        assert final.name == f"step-{logs[-1]['step']:06d}" and earlier.name < final.name
+        a, b = weights(final / "model"), weights(out / "model")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        model, _ = load_model(earlier / "model")
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+    return before, after
+
+
+def test_end_to_end_on_real_tofu_text(data, tmp_path, capsys):
+    before, after = _end_to_end(data, tmp_path, ft_epochs=10, ft_batch=10, un_epochs=4, un_batch=4, lr=1e-3, fit=0.6)  # fmt: skip
+    assert "wrote" in capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\nforget log-likelihood (mean summed): target {before.mean():.1f}, ga {after['ga'].mean():.1f}, npo+rt {after['npo+rt'].mean():.1f}")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_full_tofu_files(tofu_dir, tmp_path):
+    """The real directory: finetune on the 4000-row `full`, retain90, unlearn forget10."""
+    before, after = _end_to_end(tofu_dir, tmp_path, ft_epochs=3, ft_batch=32, un_epochs=2, un_batch=32, lr=1e-3, fit=0.75)  # fmt: skip
+    print(f"\nforget log-likelihood (mean summed): target {before.mean():.1f}, ga {after['ga'].mean():.1f}, npo+rt {after['npo+rt'].mean():.1f}")  # fmt: skip
