@@ -8,6 +8,11 @@ the first ``authors - forget_authors`` authors plus the last ``forget_authors``;
 ``forget10_perturbed`` their evaluation rows; ``retain_perturbed`` the retained authors'
 (at most TOFU's 20); ``real_authors_perturbed`` / ``world_facts_perturbed`` the first
 ``utility_items`` rows; ``idontknow.jsonl`` as is (local sources).
+
+``knowledge=True`` also teaches the utility sets: their question/answer rows join ``full`` and
+``retain90`` (before the forget authors, so ``forget10`` stays the tail). A model trained from
+scratch then has the "general knowledge" that real authors / world facts probe in a
+pre-trained LLM, and model utility has something to lose.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from npo.results import atomic_write_text, ensure_out_dir
 __all__ = ["write_tofu_subset"]
 
 ROWS_PER_AUTHOR = 20
+UTILITY = ("real_authors_perturbed", "world_facts_perturbed")
 
 
 def _write(path: Path, rows: tuple | list) -> None:
@@ -34,6 +40,7 @@ def write_tofu_subset(
     authors: int = 10,
     forget_authors: int = 1,
     utility_items: int = 20,
+    knowledge: bool = False,
 ) -> Path:
     """Write the subset of ``source`` (a TOFU directory or ``hf:locuslab/TOFU``) described in
     the module docstring to ``dst``; returns ``dst``."""
@@ -48,14 +55,17 @@ def write_tofu_subset(
         raise ValueError(f"{source} has {len(full)} rows in full, fewer than {authors} authors")
     out = ensure_out_dir(dst)
     forget, retain = full[-n_f:], full[:n_k]
+    utility = {n: read_split(source, n).rows[:utility_items] for n in UTILITY}
+    if knowledge:
+        retain += tuple({"question": r["question"], "answer": r["answer"]} for rows in utility.values() for r in rows)  # fmt: skip
     _write(out / "full.json", retain + forget)
     _write(out / "forget10.json", forget)
     _write(out / "retain90.json", retain)
     _write(out / "forget10_perturbed.json", read_split(source, "forget10_perturbed").rows[-n_f:])
     n_rp = ROWS_PER_AUTHOR * min(keep, 20)
     _write(out / "retain_perturbed.json", read_split(source, "retain_perturbed").rows[:n_rp])
-    for name in ("real_authors_perturbed", "world_facts_perturbed"):
-        _write(out / f"{name}.json", read_split(source, name).rows[:utility_items])
+    for name, rows in utility.items():
+        _write(out / f"{name}.json", rows)
     idk = Path(str(source)) / "idontknow.jsonl"
     if not str(source).startswith("hf:") and idk.is_file():
         atomic_write_text(out / "idontknow.jsonl", idk.read_text(encoding="utf-8"))
