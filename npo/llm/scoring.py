@@ -133,8 +133,9 @@ def score_groups(
                 kl[[idx[b] for b in rows]] = _kl(reference, logits, batch, rows, autocast)
             if progress is not None:
                 progress.update(len(batch_groups))
-    if (n_tok == 0).any():
-        bad = int(np.flatnonzero(n_tok == 0)[0])
+    scored = [i for g in groups for i in g]
+    if (n_tok[scored] == 0).any():
+        bad = scored[int(np.flatnonzero(n_tok[scored] == 0)[0])]
         raise ValueError(f"{encoded.name}: sequence {bad} has no answer token to score")
     return Scores(logp=logp, n_tokens=n_tok, kl=kl)
 
