@@ -53,7 +53,8 @@ def main() -> int:
     from transformers.utils import logging as hf_logging
 
     from npo.llm.data import encode_prompts, read_split
-    from npo.llm.evaluate import EvalConfig, _encode, evaluate_model, load_eval_data
+    from npo.llm.eval_data import encode_set
+    from npo.llm.evaluate import EvalConfig, evaluate_model, load_eval_data
     from npo.llm.model import TinyLlamaSpec, build_tiny_llama, load_model
     from npo.llm.scoring import generate_greedy, score_groups
 
@@ -77,7 +78,7 @@ def main() -> int:
     # ---- scoring: grouped padded batches vs one forward per sequence
     cfg = EvalConfig(batch_size=args.batch_size, max_items=args.items, progress=False)
     ev = load_eval_data(data, "forget10", cfg)
-    enc, groups, _ = _encode(ev, tok, "forget", cfg.length_limit)
+    enc, groups, _ = encode_set(ev, tok, "forget", cfg.length_limit)
     pad = tok.pad_token_id
     score = lambda bs, gs: score_groups(model, enc, gs, batch_size=bs, pad_id=pad)  # noqa: E731
     score(args.batch_size, groups)  # warm-up

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from npo.llm.data import QASplit, encode_prompts, encode_qa, eval_split_for, read_split
+from npo.llm.data import encode_prompts, eval_split_for
+from npo.llm.eval_data import EvalData, encode_set, load_eval_data
 from npo.llm.eval_results import (
     FORMAT,
     SETS,
     EvalResult,
     check_retain_results,
-    items_digest,
     load_eval_results,
     set_metrics,
     summary_metrics,
@@ -134,70 +134,6 @@ class EvalConfig:
         return "arithmetic" if self.legacy else "geometric"
 
 
-@dataclass
-class EvalData:
-    """The four evaluation sets of one forget split, read and validated once (a hook reuses
-    it every evaluation). ``sets[key]``: the split's first ``config.items_limit`` rows."""
-
-    source: str
-    forget: str
-    sets: dict[str, QASplit]
-    digests: dict[str, str]
-    items_limit: int | None = None
-    _encoded: dict = field(default_factory=dict, repr=False)
-
-    def n_items(self) -> dict[str, int]:
-        return {k: len(s) for k, s in self.sets.items()}
-
-
-def _head(split: QASplit, n: int | None) -> QASplit:
-    if n is None or n >= len(split):
-        return split
-    return QASplit(split.name, split.source, split.rows[:n], split.lines[:n])
-
-
-def load_eval_data(data: str | Path, forget: str, config: EvalConfig | None = None) -> EvalData:
-    """Read the evaluation sets of ``forget`` from ``data`` (a TOFU directory or ``hf:repo``):
-    ``eval_split_for(forget)``, ``retain_perturbed``, ``real_authors_perturbed``,
-    ``world_facts_perturbed``. ``ValueError`` naming the file on anything missing."""
-    config = config or EvalConfig()
-    splits = {
-        "forget": eval_split_for(forget),
-        "retain": "retain_perturbed",
-        "real_authors": "real_authors_perturbed",
-        "world_facts": "world_facts_perturbed",
-    }
-    sets = {k: _head(read_split(data, name), config.items_limit) for k, name in splits.items()}
-    digests = {k: items_digest(s, SETS[k].correct) for k, s in sets.items()}
-    return EvalData(str(data), forget, sets, digests, config.items_limit)
-
-
-def _encode(data: EvalData, tokenizer: Any, key: str, max_length: int):
-    """``(Encoded, groups, roles)`` of set ``key``: per item its answer, then (forget/retain)
-    its paraphrase, then its perturbed answers; ``groups[i]`` the indices of item ``i``."""
-    cache_key = (id(tokenizer), key, max_length)
-    hit = data._encoded.get(cache_key)
-    if hit is not None and hit[0] is tokenizer:
-        return hit[1:]
-    split, spec = data.sets[key], SETS[key]
-    rows, lines, answers, roles, groups = [], [], [], [], []
-    for i, row in enumerate(split.rows):
-        texts = [("answer", row["answer"])]
-        if spec.correct != "answer":
-            texts.append(("correct", row[spec.correct]))
-        texts += [("perturbed", a) for a in row["perturbed_answer"]]
-        groups.append(list(range(len(answers), len(answers) + len(texts))))
-        for role, text in texts:
-            rows.append(row)
-            lines.append(split.lines[i])
-            answers.append(text)
-            roles.append(role)
-    flat = QASplit(split.name, split.source, tuple(rows), tuple(lines))
-    enc = encode_qa(tokenizer, flat, max_length=max_length, answers=answers)
-    data._encoded[cache_key] = (tokenizer, enc, groups, roles)
-    return enc, groups, roles
-
-
 def _model_info(model: Any, tokenizer: Any) -> dict[str, Any]:
     cfg = getattr(model, "config", None)
     return {
@@ -276,7 +212,7 @@ def evaluate_model(
 
 def _evaluate_set(model, tokenizer, data, key, config, reference, autocast) -> dict[str, Any]:
     """Per-item values of one set (see :func:`npo.llm.eval_results.set_metrics`)."""
-    enc, groups, roles = _encode(data, tokenizer, key, config.length_limit)
+    enc, groups, roles = encode_set(data, tokenizer, key, config.length_limit)
     kl_rows = [SETS[key].kl and r == "answer" for r in roles]
     n_items = len(groups)
     with _bar(config, n_items, f"score {key}") as bar:
