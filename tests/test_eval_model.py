@@ -402,3 +402,25 @@ def test_retain_results_from_another_model_family(llama, data, tmp_path):
     with pytest.raises(ValueError, match="missing per-item values"):
         make_eval_hook(data, "forget10", retain_results=bad)
     assert load_eval_data(data, "forget10").n_items()["forget"] == 20
+
+
+@pytest.mark.gpu
+def test_cuda_evaluation_matches_cpu(llama, data, result):
+    """On CUDA: fp32 reproduces the CPU per-item losses; bf16 autocast (the default there)
+    stays close; generation runs on the device."""
+    import copy
+
+    model, tok = llama
+    gpu = copy.deepcopy(model).to("cuda")
+    fp32 = evaluate_model(
+        gpu, tok, data, "forget10", config=dataclasses.replace(FAST, precision="fp32")
+    )
+    assert fp32.items["forget"]["answer_loss"] == pytest.approx(
+        result.items["forget"]["answer_loss"], rel=1e-4
+    )
+    bf16 = evaluate_model(gpu, tok, data, "forget10", config=FAST, reference=gpu)
+    assert bf16.items["retain"]["answer_loss"] == pytest.approx(
+        result.items["retain"]["answer_loss"], abs=0.05
+    )
+    assert bf16.metrics["forget_kl"] == pytest.approx(0, abs=1e-4)
+    assert all(v is None or math.isfinite(v) for v in bf16.metrics.values())
