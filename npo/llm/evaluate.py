@@ -73,7 +73,7 @@ class EvalConfig:
     batch_size: int = field(default=32, metadata=_h("sequences per scoring forward pass"))
     gen_batch_size: int | None = field(
         default=None,
-        metadata=_h("prompts per generation batch (None: --batch-size; legacy: 30)"),
+        metadata=_h("prompts per generation batch (None: the scoring batch size; legacy: 30)"),
     )
     max_new_tokens: int = field(default=200, metadata=_h("greedy generation length limit"))
     generate: bool = field(
