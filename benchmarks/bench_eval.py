@@ -100,7 +100,9 @@ def main() -> int:
     t_batch, outs = _timed(lambda: gen(args.gen_batch_size, prompts))
     k = max(2, n // 8)
     t_single, _ = _timed(lambda: gen(1, prompts[:k]))
-    t_nocache, _ = _timed(lambda: _no_cache(model, prompts[:k], args.max_new_tokens, pad, device))
+    t_nocache, _ = _timed(
+        lambda: _no_cache(model, prompts[:k], args.max_new_tokens, pad, tok.eos_token_id, device)
+    )
     new_tokens = sum(len(o) for o in outs)
     print(
         f"\ngreedy generation, up to {args.max_new_tokens} new tokens ({new_tokens / n:.0f} on average)"
@@ -134,7 +136,7 @@ def main() -> int:
 
 
 @torch.no_grad()
-def _no_cache(model, prompts, max_new, pad, device):
+def _no_cache(model, prompts, max_new, pad, eos, device):
     """Greedy decoding in one left-padded batch, re-running the whole prefix every token."""
     width = max(map(len, prompts))
     ids = torch.full((len(prompts), width), pad, dtype=torch.long)
@@ -142,13 +144,17 @@ def _no_cache(model, prompts, max_new, pad, device):
     for b, p in enumerate(prompts):
         ids[b, width - len(p) :], mask[b, width - len(p) :] = torch.tensor(p), 1
     ids, mask = ids.to(device), mask.to(device)
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     for _ in range(max_new):
+        if bool(done.all()):  # stop like generate() does once every row has emitted EOS
+            break
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         nxt = (
             model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
             .logits[:, -1]
             .argmax(-1)
         )
+        done |= nxt == eos
         ids = torch.cat([ids, nxt[:, None]], 1)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
     return ids
