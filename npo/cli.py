@@ -126,8 +126,9 @@ def _unlearn_args(p: argparse.ArgumentParser) -> None:
         "forget_logp, log_ratio, npo_weight, param_drift, lr, grad_norm), OUT/checkpoints/step-N, "
         "OUT/config.json, OUT/result.json; reference log-probs are cached in --ref-cache."
     )
-    add_dataclass_args(p, UnlearnConfig, skip=("eval_every",))
+    add_dataclass_args(p, UnlearnConfig)
     _require(p, "data", "out", "model")
+    _unlearn_eval_args(p)
 
 
 def _unlearn(ns: argparse.Namespace) -> int:
@@ -135,7 +136,98 @@ def _unlearn(ns: argparse.Namespace) -> int:
     from npo.llm.train import unlearn
 
     _quiet_hf()
-    return _report(unlearn(dataclass_from_args(UnlearnConfig, ns)))
+    config = dataclass_from_args(UnlearnConfig, ns)
+    hooks = _unlearn_eval_hooks(ns, config)
+    result = unlearn(config, hooks=hooks)
+    if hooks and result.logs:
+        _write_eval_curves(result, config)
+    return _report(result)
+
+
+# ---------------------------------------------------------------- TOFU evaluation (issue 6)
+
+
+def _unlearn_eval_args(p: argparse.ArgumentParser) -> None:
+    from npo.llm.evaluate import EvalConfig
+
+    p.epilog += (
+        " With --retain-results (and --eval-every N) the TOFU evaluation runs at step 0, every "
+        "N steps and at the end: its metrics (forget_quality, model_utility, ...) join those "
+        "steps' log records, OUT/eval/step-N.json holds each full result, and "
+        "OUT/eval_curves.json/.png the curves."
+    )
+    g = p.add_argument_group("evaluation during unlearning (npo eval's options, --eval- prefix)")
+    g.add_argument("--retain-results", type=Path, default=None,
+                   help="`npo eval` results of the retain model (turns the evaluation on)")  # fmt: skip
+    g.add_argument("--eval-reference", type=Path, default=None,
+                   help="model for forget_kl/retain_kl, e.g. the --model before unlearning (default: none)")  # fmt: skip
+    add_dataclass_args(g, EvalConfig, skip=("progress", "precision"), prefix="eval-")
+
+
+def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
+    from npo.llm.evaluate import EvalConfig, make_eval_hook
+
+    if ns.retain_results is None:
+        if config.eval_every or ns.eval_reference is not None:
+            raise ValueError(
+                "--eval-every/--eval-reference evaluate during unlearning and need "
+                "--retain-results FILE (the retain model's `npo eval` results)"
+            )
+        return []
+    eval_config = dataclass_from_args(EvalConfig, ns, prefix="eval-")
+    return [make_eval_hook(config.data, config.forget, config=eval_config,
+                           retain_results=ns.retain_results, reference=ns.eval_reference)]  # fmt: skip
+
+
+def _write_eval_curves(result, config) -> None:
+    from npo.llm.eval_plots import eval_curves, plot_eval_curves
+    from npo.results import write_figure, write_json
+
+    curves = eval_curves(result.logs)
+    write_json(result.out_dir / "eval_curves.json", curves)
+    name = config.method if not config.terms else "terms"
+    write_figure(plot_eval_curves({name: curves}), result.out_dir, "eval_curves", config=config)
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    from npo.llm.evaluate import EvalConfig
+
+    p.epilog = (
+        "Writes FILE: one JSON object with every metric at the top level (forget_quality, "
+        "model_utility, forget_truth_ratio, {forget,retain,real_authors,world_facts}_{prob,"
+        "rouge,truth_ratio,gibberish_rate}, forget_kl, retain_kl, gibberish_rate, forget_logp), "
+        "notes, config, info and the per-item values under items; a retain model's file is the "
+        "--retain-results of other runs."
+    )
+    p.add_argument("--model", type=Path, required=True, help="model directory (safetensors)")
+    p.add_argument("--data", required=True, help="TOFU data directory, or hf:locuslab/TOFU")
+    p.add_argument("--forget", default="forget10", help="forget split (default: forget10)")
+    p.add_argument("--retain-results", type=Path, default=None,
+                   help="`npo eval` results of the retain model (default: none, forget_quality null)")  # fmt: skip
+    p.add_argument("--reference", type=Path, default=None,
+                   help="model for forget_kl/retain_kl, e.g. the model before unlearning")  # fmt: skip
+    p.add_argument("--out", type=Path, required=True, help="results JSON file to write")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from DIR")
+    add_dataclass_args(p, EvalConfig)
+
+
+def _eval(ns: argparse.Namespace) -> int:
+    from npo.llm.eval_results import summary_lines
+    from npo.llm.evaluate import EvalConfig, evaluate_dir
+    from npo.results import ensure_out_dir, write_json
+
+    _quiet_hf()
+    config = dataclass_from_args(EvalConfig, ns)
+    if ns.out.is_dir():
+        raise ValueError(f"--out {ns.out} is a directory; give the results file to write")
+    ensure_out_dir(ns.out.parent)
+    result = evaluate_dir(ns.model, ns.data, ns.forget, config=config,
+                          retain_results=ns.retain_results, reference_dir=ns.reference,
+                          trust_remote_code=ns.trust_remote_code)  # fmt: skip
+    write_json(ns.out, result.to_json())
+    print("\n".join(summary_lines(result)))
+    print(f"wrote {ns.out}")
+    return 0
 
 
 def _quiet_hf() -> None:
@@ -167,6 +259,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         _finetune,
     ),
     "unlearn": ("unlearn a TOFU forget split from a fine-tuned causal LM", _unlearn_args, _unlearn),
+    "eval": ("TOFU evaluation: forget quality, model utility, all metrics", _eval_args, _eval),
 }
 
 

@@ -27,16 +27,20 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *, skip: tuple = ()) -> None:
-    """Add a ``--field-name`` option for each field of dataclass ``cls`` (defaults from it)."""
+def add_dataclass_args(
+    parser: argparse.ArgumentParser, cls: type, *, skip: tuple = (), prefix: str = ""
+) -> None:
+    """Add a ``--field-name`` option for each field of dataclass ``cls`` (defaults from it);
+    ``prefix="eval-"`` names them ``--eval-field-name`` (dest ``eval_field_name``), so two
+    configs with a common field name can share a parser."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        flag = "--" + f.name.replace("_", "-")
-        kwargs: dict[str, Any] = {"default": default, "dest": f.name}
+        flag = "--" + prefix + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"default": default, "dest": _dest(prefix, f.name)}
         doc = f.metadata.get("help", "")
         kwargs["help"] = f"{doc} (default: {default})" if doc else f"default: {default}"
         origin = typing.get_origin(tp)
@@ -57,14 +61,22 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, *, skip: tupl
         parser.add_argument(flag, **kwargs)
 
 
-def dataclass_from_args(cls: type[T], ns: argparse.Namespace, **extra: Any) -> T:
-    """Build ``cls`` from the parsed namespace (tuples restored); ``extra`` overrides."""
+def _dest(prefix: str, name: str) -> str:
+    return prefix.replace("-", "_") + name
+
+
+def dataclass_from_args(
+    cls: type[T], ns: argparse.Namespace, *, prefix: str = "", **extra: Any
+) -> T:
+    """Build ``cls`` from the parsed namespace (tuples restored; ``prefix`` as given to
+    :func:`add_dataclass_args`); ``extra`` overrides."""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        if not f.init or not hasattr(ns, f.name):
+        dest = _dest(prefix, f.name)
+        if not f.init or not hasattr(ns, dest):
             continue
-        value = getattr(ns, f.name)
+        value = getattr(ns, dest)
         tp, _ = _unwrap_optional(hints[f.name])
         if typing.get_origin(tp) is tuple and value is not None:
             value = tuple(value)
