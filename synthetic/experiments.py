@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -58,13 +59,14 @@ class ReproduceConfig:
         default=None,
         metadata={"help": "override every experiment's step count (theorem2: GD steps)"},
     )
-    eval_every: int = field(
-        default=25,
-        metadata={"help": "evaluate every N steps (fig4/fig9/fig3; the long runs use log steps)"},
+    eval_every: int | None = field(
+        default=None,
+        metadata={"help": "evaluate every N steps (fig4/fig9/fig3: 25, transformer: 10)"},
     )
     ref_steps: int = field(default=20000, metadata={"help": "GD steps for pi_ref and pi_retr"})
     methods: tuple[str, ...] = field(
-        default=FIG4_METHODS, metadata={"help": "methods of fig4/fig9 (preset keys)"}
+        default=(),
+        metadata={"help": "methods of fig4/fig9/transformer (preset keys; default: all of fig4's)"},
     )
     lr: float | None = field(
         default=None, metadata={"help": "override Table 1's learning rate in fig4/fig9"}
@@ -72,14 +74,19 @@ class ReproduceConfig:
     beta: float | None = field(
         default=None, metadata={"help": "override Table 1's beta in fig4/fig9"}
     )
-    quick: bool = field(default=False, metadata={"help": "smaller sizes (about a minute for all)"})
+    optimizer: Literal["adamw", "sgd"] = field(
+        default="adamw", metadata={"help": "transformer: unlearning optimizer"}
+    )
+    cache_dir: str = field(
+        default=".npo-cache/transformer",
+        metadata={"help": "transformer: directory caching its data, models and runs"},
+    )
+    quick: bool = field(default=False, metadata={"help": "smaller sizes (a few minutes for all)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
             raise ValueError(f"seeds must be >= 1, got {self.seeds}")
-        if not self.methods:
-            raise ValueError("methods must not be empty")
         for m in self.methods:
             if m not in PRESETS:
                 raise ValueError(f"unknown method {m!r}; valid: {sorted(PRESETS)}")
@@ -92,7 +99,7 @@ class ReproduceConfig:
                 raise ValueError(f"{name} must be a finite positive number, got {value}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.eval_every < 1 or self.ref_steps < 1:
+        if (self.eval_every is not None and self.eval_every < 1) or self.ref_steps < 1:
             raise ValueError("eval_every and ref_steps must be >= 1")
 
     def n_steps(self, full: int, quick: int) -> int:
@@ -210,8 +217,8 @@ def base_config(config: ReproduceConfig, **extra) -> dict:
 
 
 def _run_table1(config: ReproduceConfig, alpha: float) -> tuple[Curves, RunConfig]:
-    run = RunConfig(config.n_steps(2000, 2000), config.eval_every, progress=config.progress)
-    specs = table1_specs(alpha, config.methods, config.lr, config.beta)
+    run = RunConfig(config.n_steps(2000, 2000), config.eval_every or 25, progress=config.progress)
+    specs = table1_specs(alpha, config.methods or FIG4_METHODS, config.lr, config.beta)
     return run_cached(config, alpha, specs, run), run
 
 
@@ -305,7 +312,7 @@ def run_fig3(config: ReproduceConfig) -> ExperimentResult:
         MethodSpec("ga", 0.0005),
         *tuple(MethodSpec("npo", 0.0005, beta=b, label=f"npo[beta={b:g}]") for b in FIG3_BETAS),
     )
-    run = RunConfig(config.n_steps(10000, 3000), config.eval_every, progress=config.progress)
+    run = RunConfig(config.n_steps(10000, 3000), config.eval_every or 25, progress=config.progress)
     curves = run_cached(config, 1.0, specs, run)
     ga_f = median_curve(curves.metric("ga", "forget_distance"))
     ga_r = median_curve(curves.metric("ga", "retain_distance"))

@@ -51,19 +51,24 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def write_result(result: ExperimentResult, out_dir: str | Path, plot) -> list[Path]:
-    """Write the figure drawn by ``plot(result)``, the JSON and the Markdown summary."""
+    """Write the figure(s) drawn by ``plot(result)`` (a Figure, or ``{suffix: Figure}`` written
+    as ``NAME{suffix}.png``), the JSON and the Markdown summary."""
     out = ensure_out_dir(out_dir)
-    fig = plot(result)
-    try:
-        png = write_figure(fig, out, result.name)
-    finally:
-        plt.close(fig)
+    drawn = plot(result)
+    figures = drawn if isinstance(drawn, dict) else {"": drawn}
+    pngs = []
+    for suffix, fig in figures.items():
+        try:
+            pngs.append(write_figure(fig, out, f"{result.name}{suffix}"))
+        finally:
+            plt.close(fig)
     js = write_json(out / f"{result.name}.json", result_json(result))
     md = [f"# {result.name}", "", markdown_table(result.table), ""]
     md += [f"- {n}" for n in result.notes]
-    md += ["", f"Figure: `{png.name}`; data: `{js.name}`.", ""]
+    names = ", ".join(f"`{p.name}`" for p in pngs)
+    md += ["", f"Figures: {names}; data: `{js.name}`.", ""]
     mdp = atomic_write_text(out / f"{result.name}.md", "\n".join(md))
-    return [png, js, mdp]
+    return [*pngs, js, mdp]
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

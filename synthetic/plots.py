@@ -165,4 +165,11 @@ PLOTS = {
     "optimizers": plot_optimizers,
     "beta-rate": plot_beta_rate,
     "theorem2": plot_theorem2_result,
+    "transformer": lambda result: _transformer_plot(result),
 }
+
+
+def _transformer_plot(result: ExperimentResult):
+    from synthetic.transformer_plots import plot_transformer
+
+    return plot_transformer(result)

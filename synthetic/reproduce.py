@@ -7,6 +7,32 @@ from collections.abc import Callable
 from synthetic.beyond import run_beta_rate, run_optimizers, run_theorem2_experiment
 from synthetic.experiments import PAPER_EXPERIMENTS, ExperimentResult, ReproduceConfig
 
+
+def run_transformer_experiment(config: ReproduceConfig) -> ExperimentResult:
+    """``transformer``: the small-transformer task (:mod:`synthetic.transformer_runs`) with the
+    shared options mapped onto its own config (``--steps``: unlearning steps, ``--methods``,
+    ``--lr``, ``--beta``, ``--optimizer``, ``--eval-every``, ``--quick``, ``--cache-dir``)."""
+    from synthetic.transformer_runs import run_transformer
+
+    return run_transformer(transformer_config(config))
+
+
+def transformer_config(config: ReproduceConfig):
+    from synthetic.transformer_task import TransformerConfig
+
+    extra = {k: v for k, v in (("lr", config.lr), ("beta", config.beta)) if v is not None}
+    return TransformerConfig(
+        quick=config.quick,
+        steps=config.steps,
+        methods=config.methods or None,
+        optimizer=config.optimizer,
+        eval_every=config.eval_every or 10,
+        cache_dir=config.cache_dir,
+        progress=config.progress,
+        **extra,
+    )
+
+
 __all__ = ["EXPERIMENTS", "MIN_STEPS", "expand", "run_experiments"]
 
 EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {
@@ -14,6 +40,7 @@ EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {
     "theorem2": run_theorem2_experiment,
     "optimizers": run_optimizers,
     "beta-rate": run_beta_rate,
+    "transformer": run_transformer_experiment,
 }
 
 
@@ -33,6 +60,8 @@ def expand(names: list[str], config: ReproduceConfig) -> list[str]:
         else:
             raise ValueError(f"unknown experiment {name!r}; valid: {['all', *EXPERIMENTS]}")
     expanded = list(dict.fromkeys(expanded))
+    if "transformer" in expanded:
+        transformer_config(config)  # validates its options too
     for name in expanded:
         need = MIN_STEPS.get(name, 1)
         if config.steps is not None and config.steps < need:

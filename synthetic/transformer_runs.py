@@ -1,0 +1,285 @@
+"""Runs of the small-transformer experiment: unlearning with evaluation curves, the divergence
+study, and the assembled :class:`~synthetic.experiments.ExperimentResult`.
+
+Every unlearning run goes through :func:`npo.llm.train.unlearn` with an evaluation hook from
+:func:`npo.llm.evaluate.make_eval_hook` (no generation during training; the target model as
+the KL reference) and a final :func:`npo.llm.evaluate.evaluate_model` with generation. Runs are
+cached on disk under the config's key, so reruns and tests reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthetic.experiments import ExperimentResult
+from synthetic.stats import summarize
+from synthetic.transformer_task import (
+    TransformerConfig,
+    cache_key,
+    prepare_data,
+    train_models,
+)
+from theory.dynamics import fit_divergence
+
+__all__ = ["CURVE_METRICS", "run_transformer"]
+
+CURVE_METRICS = (
+    "forget_quality",
+    "model_utility",
+    "forget_truth_ratio",
+    "forget_logp",
+    "retain_kl",
+    "param_drift",
+)
+FINAL_METRICS = (*CURVE_METRICS, "gibberish_rate", "forget_rouge", "retain_rouge")
+
+
+def _unlearn_config(c: TransformerConfig, model: Path, data: Path, out: Path, **kw: Any):
+    from npo.llm.config import UnlearnConfig
+
+    base = dict(
+        model=str(model), data=str(data), out=str(out), optimizer=c.optimizer, lr=c.lr,
+        lr_schedule="constant", warmup_epochs=0, weight_decay=0.0, batch_size=c.batch_size,
+        checkpoint_every=0, drift_every=1, beta=c.beta, seed=c.seed, max_length=256,
+        ref_cache=str(Path(c.cache_dir) / "ref_logps"), progress=c.progress,
+    )  # fmt: skip
+    base.update(kw)
+    return UnlearnConfig(**base)
+
+
+def _cached_run(path: Path, run) -> dict:
+    """The JSON record at ``path`` if a finished run left it, else ``run()``'s, saved there."""
+    from npo.results import to_jsonable, write_json
+
+    if path.is_file():
+        return json.loads(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, to_jsonable(run()))
+    return json.loads(path.read_text())
+
+
+def _load(model_dir: Path):
+    from npo.llm.model import load_model
+
+    model, tok = load_model(str(model_dir))
+    model.eval()
+    return model, tok
+
+
+def _retain_results(c, retain_dir: Path, eval_dir: Path, forget: str, path: Path) -> Path:
+    from npo.llm.evaluate import EvalConfig, evaluate_model
+    from npo.results import write_json
+
+    if not path.is_file():
+        model, tok = _load(retain_dir)
+        res = evaluate_model(
+            model, tok, str(eval_dir), forget, config=EvalConfig(generate=False, progress=False)
+        )
+        write_json(path, res.to_json())
+    return path
+
+
+def _unlearn_run(c, models, eval_dir: Path, pct: int, method: str, root: Path, target) -> dict:
+    from npo.llm.evaluate import EvalConfig, evaluate_model, make_eval_hook
+    from npo.llm.train import unlearn
+
+    forget = f"forget{pct:02d}"
+    retain_res = _retain_results(
+        c, models["retain"][pct], eval_dir, forget, root / f"retain-{forget}.json"
+    )
+
+    def run() -> dict:
+        out = root / forget / method.replace("+", "_")
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished run's leftovers
+        hook = make_eval_hook(
+            str(eval_dir), forget, config=EvalConfig(generate=False, progress=False),
+            retain_results=retain_res, reference=target, save_results=False,
+        )  # fmt: skip
+        cfg = _unlearn_config(
+            c, models["target"], eval_dir, out, forget=forget, method=method,
+            retain_weight=c.retain_weight_for(pct), max_steps=c.steps, eval_every=c.eval_every,
+        )  # fmt: skip
+        result = unlearn(cfg, hooks=[hook])
+        model, tok = _load(result.model_dir)
+        final = evaluate_model(
+            model, tok, str(eval_dir), forget, config=EvalConfig(generate=True, progress=False),
+            retain_results=retain_res, reference=target,
+        )  # fmt: skip
+        evals = [r for r in result.logs if "forget_quality" in r]
+        drift = [
+            (r["step"], r["param_drift"]) for r in result.logs if r.get("param_drift") is not None
+        ]
+        return {"evals": evals, "drift": drift, "final": final.metrics}
+
+    return _cached_run(root / forget / f"{method.replace('+', '_')}.json", run)
+
+
+def _drift_run(c, models, eval_dir: Path, method: str, beta: float, opt: str, root: Path) -> dict:
+    from npo.llm.train import unlearn
+
+    lr = {"sgd": 5e-3, "adamw": 1e-3}[opt]
+
+    def run() -> dict:
+        out = root / f"drift-{method}-{beta:g}-{opt}"
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished run's leftovers
+        cfg = _unlearn_config(
+            c, models["target"], eval_dir, out, forget=f"forget{c.splits[0]:02d}",
+            method=method, beta=beta, optimizer=opt, lr=lr, max_steps=c.drift_steps,
+            max_grad_norm=0.0, eval_every=0,
+        )  # fmt: skip
+        result = unlearn(cfg)
+        drift = [
+            (r["step"], r["param_drift"]) for r in result.logs if r.get("param_drift") is not None
+        ]
+        logp = [(r["step"], r["forget_logp"]) for r in result.logs]
+        return {"drift": drift, "forget_logp": logp, "lr": lr}
+
+    return _cached_run(root / f"drift-{method}-{beta:g}-{opt}.json", run)
+
+
+def _verdict(steps: np.ndarray, values: np.ndarray) -> dict:
+    ok = (steps > 0) & np.isfinite(values)
+    try:
+        fit = fit_divergence(steps[ok], values[ok])
+    except ValueError as exc:
+        return {"verdict": "undecided", "reason": str(exc)}
+    return {"verdict": fit.verdict, "rate_exponent": fit.rate_exponent, "summary": fit.summary()}
+
+
+def _curve(records: list[dict], metric: str) -> np.ndarray:
+    return np.array([np.nan if r.get(metric) is None else r[metric] for r in records], float)
+
+
+def run_transformer(config: TransformerConfig) -> ExperimentResult:
+    """Generate, train (cached), unlearn every split with every method, run the divergence
+    study, and assemble ``curves[split][method][metric]``, a table and notes."""
+    from npo.llm.evaluate import EvalConfig, evaluate_model
+
+    c = config.resolved()
+    train_dir, eval_dir, report = prepare_data(c)
+    models = train_models(c, train_dir, report)
+    root = Path(c.cache_dir) / f"runs-{cache_key(asdict(c), str(train_dir))}"
+    root.mkdir(parents=True, exist_ok=True)
+    target, _ = _load(models["target"])
+    splits = [int(p) for p in report["written"]]
+    curves, rows, steps = {}, [], None
+    target_metrics = {}
+    for pct in splits:
+        forget = f"forget{pct:02d}"
+        tpath = root / f"target-{forget}.json"
+        if not tpath.is_file():
+            retain_res = _retain_results(
+                c, models["retain"][pct], eval_dir, forget, root / f"retain-{forget}.json"
+            )
+            model, tok = _load(models["target"])
+            res = evaluate_model(
+                model, tok, str(eval_dir), forget,
+                config=EvalConfig(generate=True, progress=False), retain_results=retain_res,
+            )  # fmt: skip
+            tpath.write_text(json.dumps(res.metrics))
+        target_metrics[forget] = tm = json.loads(tpath.read_text())
+        rows.append({
+            "split": forget, "method": "(target)", "best_forget_quality": None,
+            "utility_at_best": None, "step_at_best": None,
+            "final_forget_quality": tm.get("forget_quality"),
+            "final_model_utility": tm.get("model_utility"),
+            "final_gibberish_rate": tm.get("gibberish_rate"), "drift_verdict": None,
+        })  # fmt: skip
+        curves[forget] = {}
+        for method in c.methods:
+            run = _unlearn_run(c, models, eval_dir, pct, method, root, target)
+            evals = run["evals"]
+            steps = np.array([r["step"] for r in evals])
+            drift = dict(map(tuple, run["drift"]))
+            per = {m: _curve(evals, m) for m in CURVE_METRICS if m != "param_drift"}
+            per["param_drift"] = np.array(
+                [drift.get(int(s), 0.0 if s == 0 else np.nan) for s in steps]
+            )
+            curves[forget][method] = {m: summarize(v[None]) for m, v in per.items()}
+            fq, mu = per["forget_quality"], per["model_utility"]
+            best = int(np.nanargmax(fq))
+            d_steps, d_vals = (np.array(x, float) for x in zip(*run["drift"]))
+            final = run["final"]
+            rows.append({
+                "split": forget, "method": method,
+                "best_forget_quality": fq[best], "utility_at_best": mu[best],
+                "step_at_best": int(steps[best]),
+                "final_forget_quality": final.get("forget_quality"),
+                "final_model_utility": final.get("model_utility"),
+                "final_gibberish_rate": final.get("gibberish_rate"),
+                "drift_verdict": _verdict(d_steps, d_vals)["verdict"],
+            })  # fmt: skip
+    drift_study = _drift_study(c, models, eval_dir, root)
+    notes = _notes(c, report, models, target_metrics, drift_study)
+    extras = {"target": target_metrics, "drift": drift_study, "report": report,
+              "memorisation_accuracy": models["memorisation"], "params": models["params"]}  # fmt: skip
+    cfg = {"transformer": asdict(c), "data": str(eval_dir)}
+    headline = _headline(rows, drift_study)
+    return ExperimentResult("transformer", cfg, steps, curves, rows, notes, extras, headline)
+
+
+def _drift_study(c, models, eval_dir: Path, root: Path) -> dict:
+    runs = [("ga", c.beta)] + [("npo", b) for b in c.drift_betas]
+    out: dict[str, Any] = {"curves": {}, "verdicts": {}}
+    for opt in ("sgd", "adamw"):
+        for method, beta in runs:
+            run = _drift_run(c, models, eval_dir, method, beta, opt, root)
+            steps, drift = (np.array(x, float) for x in zip(*run["drift"]))
+            key = f"{method}/{opt}" if method == "ga" else f"{method}[beta={beta:g}]/{opt}"
+            out["curves"][key] = {"steps": steps, "param_drift": drift}
+            out["verdicts"][key] = _verdict(steps, drift)
+    return out
+
+
+def _notes(c, report, models, target_metrics, drift) -> list[str]:
+    notes = [
+        f"{c.n_authors} authors x {c.qa_per_author} questions; tiny Llama with "
+        f"{models['params']} parameters, memorisation accuracy {models['memorisation']:.4f} "
+        f"(answer tokens predicted exactly, teacher forcing) after {c.finetune_epochs} epochs.",
+        f"Unlearning: {c.optimizer}, lr {c.lr}, constant, no weight decay, {c.steps} steps of "
+        f"{c.batch_size} forget sequences, beta {c.beta}, retain weight {c.retain_weight} "
+        f"({c.large_retain_weight} at forget >= 50%); evaluation every {c.eval_every} steps "
+        "without generation (model utility then from probability and truth ratio only), with "
+        "generation at the end (final_*).",
+    ]
+    if report.get("skipped"):
+        notes.append(
+            "Skipped splits: " + "; ".join(f"{k}%: {v}" for k, v in report["skipped"].items())
+        )
+    for split, m in target_metrics.items():
+        shown = ", ".join(
+            f"{k.replace('_', ' ')} {m[k]:.4g}"
+            for k in ("forget_quality", "model_utility", "forget_truth_ratio", "gibberish_rate")
+            if m.get(k) is not None
+        )
+        notes.append(f"Target on {split}: {shown}.")
+    notes.append(
+        "best_*: the highest forget quality over the evaluation steps and the utility there "
+        "(no generation); final_*: the model at the end of unlearning, with generation (TOFU's "
+        "protocol). Forget quality is a KS p-value over few items, so it moves in steps."
+    )
+    verdicts = ", ".join(f"{k}: {v['verdict']}" for k, v in drift["verdicts"].items())
+    notes.append(f"Divergence study (no clipping, {c.drift_steps} steps): {verdicts}.")
+    return notes
+
+
+def _headline(rows: list[dict], drift: dict) -> str:
+    by = {(r["split"], r["method"]): r for r in rows}
+    parts = []
+    for split in dict.fromkeys(r["split"] for r in rows):
+        pair = [by.get((split, m)) for m in ("npo+rt", "ga+rt")]
+        if all(pair):
+            parts.append(
+                f"{split} final FQ/MU npo+rt {pair[0]['final_forget_quality']:.2g}/"
+                f"{pair[0]['final_model_utility']:.2f} vs ga+rt {pair[1]['final_forget_quality']:.2g}/"
+                f"{pair[1]['final_model_utility']:.2f}"
+            )
+    sgd = {k: v["verdict"] for k, v in drift["verdicts"].items() if k.endswith("/sgd")}
+    drift_txt = ", ".join(f"{k.split('/')[0]} {v}" for k, v in sgd.items())
+    return "; ".join([*parts, f"SGD drift {drift_txt}"])

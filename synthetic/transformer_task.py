@@ -1,0 +1,260 @@
+"""TOFU in miniature: unlearning a tiny transformer on generated fictitious authors.
+
+The paper's TOFU claims (GA collapses; NPO-based methods keep a better forget-quality /
+utility trade-off; NPO+RT unlearns large forget sets) are made on 7B models. Here they run in
+minutes on a CPU, on data whose truth is known by construction (:mod:`synthetic.authors`), and
+through the LLM path itself (:mod:`npo.llm.train`, :mod:`npo.llm.evaluate`, the same kernels).
+
+1. Generate the authors and write TOFU's split files (``eval/``), plus the fine-tuning data
+   (``train/``: every split with the utility facts added, the model's "pre-training knowledge",
+   so model utility is measurable).
+2. Fine-tune a tiny Llama on ``train/full`` until it has memorised the answers (memorisation
+   accuracy reported) and a retain model on each ``train/retainYY``; cached on disk by config.
+3. Unlearn each forget split with each method (constant learning rate, no weight decay),
+   evaluating every ``eval_every`` steps without generation and with generation at the end.
+4. Divergence study: GA and NPO under SGD and AdamW (and NPO over beta) without clipping; the
+   parameter drift is classified by :func:`theory.dynamics.fit_divergence`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from npo.objectives import PRESETS
+from synthetic.authors import AuthorsConfig, generate_authors, split_authors
+
+__all__ = [
+    "ALL_METHODS",
+    "MAIN_METHODS",
+    "TransformerConfig",
+    "cache_key",
+    "memorisation_accuracy",
+    "prepare_data",
+    "train_models",
+]
+
+MAIN_METHODS = ("ga", "ga+rt", "npo", "npo+rt", "idk+rt")
+ALL_METHODS = ("ga", "ga+rt", "ga+kl", "npo", "npo+rt", "npo+kl", "simnpo+rt", "dpo+rt", "idk+rt")
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The small-transformer experiment. ``None`` fields take the quick or full default."""
+
+    quick: bool = field(default=False, metadata={"help": "CPU-sized run (about 3 minutes)"})
+    n_authors: int | None = field(default=None, metadata={"help": "authors (quick 30, full 40)"})
+    qa_per_author: int | None = field(
+        default=None, metadata={"help": "questions per author (quick 12, full 16)"}
+    )
+    splits: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "forget percentages (quick 10 20 50; full 5 10 20 50 90)"}
+    )
+    methods: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "methods (quick: the main five; full: all nine)"}
+    )
+    optimizer: str = field(default="adamw", metadata={"help": "adamw or sgd"})
+    lr: float | None = field(
+        default=None, metadata={"help": "unlearning lr (adamw 1e-3, sgd 5e-3)"}
+    )
+    beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO/DPO beta (the paper's 0.1)"})
+    retain_weight: float = field(default=1.0, metadata={"help": "retain NLL weight"})
+    large_retain_weight: float = field(
+        default=5.0, metadata={"help": "retain NLL weight at forget >= 50% (the paper's 5)"}
+    )
+    steps: int | None = field(
+        default=None, metadata={"help": "unlearning steps (quick 100, full 300)"}
+    )
+    eval_every: int = field(default=10, metadata={"help": "evaluate every N unlearning steps"})
+    batch_size: int = field(default=16, metadata={"help": "unlearning batch (forget sequences)"})
+    finetune_epochs: int = field(default=60, metadata={"help": "fine-tuning epochs"})
+    hidden: int | None = field(default=None, metadata={"help": "model width (quick 64, full 128)"})
+    layers: int | None = field(default=None, metadata={"help": "layers (quick 2, full 4)"})
+    drift_steps: int | None = field(
+        default=None, metadata={"help": "steps of the divergence study (quick 300, full 1000)"}
+    )
+    drift_betas: tuple[float, ...] = field(
+        default=(0.1, 1.0), metadata={"help": "NPO betas of the divergence study"}
+    )
+    seed: int = field(default=0, metadata={"help": "data, initialisation and order seed"})
+    cache_dir: str = field(
+        default=".npo-cache/transformer", metadata={"help": "where data and models are cached"}
+    )
+    progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
+
+    def __post_init__(self) -> None:
+        for name in ("n_authors", "qa_per_author", "steps", "hidden", "layers", "drift_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name in ("eval_every", "batch_size", "finetune_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be adamw or sgd, got {self.optimizer!r}")
+        for m in self.methods or ():
+            if m not in PRESETS:
+                raise ValueError(f"unknown method {m!r}; valid: {sorted(PRESETS)}")
+        for name in ("lr", "beta", "retain_weight", "large_retain_weight"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite positive number, got {value}")
+        for b in self.drift_betas:
+            if not (np.isfinite(b) and b > 0):
+                raise ValueError(f"drift_betas must be positive, got {self.drift_betas}")
+        for p in self.splits or ():
+            if not 0 < p < 100:
+                raise ValueError(f"splits are forget percentages in (0, 100), got {p}")
+        if self.drift_steps is not None and self.drift_steps < 100:
+            raise ValueError(f"drift_steps must be >= 100 (two decades), got {self.drift_steps}")
+
+    def resolved(self) -> TransformerConfig:
+        """Every ``None`` replaced by its quick or full default."""
+        q = self.quick
+        return replace(
+            self,
+            n_authors=self.n_authors or (30 if q else 40),
+            qa_per_author=self.qa_per_author or (12 if q else 16),
+            splits=tuple(self.splits or ((10, 20, 50) if q else (5, 10, 20, 50, 90))),
+            methods=tuple(self.methods or (MAIN_METHODS if q else ALL_METHODS)),
+            lr=self.lr or (5e-4 if self.optimizer == "adamw" else 5e-3),
+            steps=self.steps or (150 if q else 300),
+            hidden=self.hidden or (64 if q else 128),
+            layers=self.layers or (2 if q else 4),
+            drift_steps=self.drift_steps or (300 if q else 1000),
+        )
+
+    def retain_weight_for(self, percent: int) -> float:
+        return self.large_retain_weight if percent >= 50 else self.retain_weight
+
+
+def cache_key(*parts: Any) -> str:
+    text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    from npo.results import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def prepare_data(config: TransformerConfig) -> tuple[Path, Path, dict]:
+    """Generate the authors and write ``eval/`` (TOFU's files) and ``train/`` (the fine-tuning
+    splits with the utility facts added) under the cache; returns the two directories and the
+    split report (which forget percentages were written, which skipped and why)."""
+    from synthetic.figures import write_tofu_splits
+
+    c = config.resolved()
+    authors = AuthorsConfig(n_authors=c.n_authors, qa_per_author=c.qa_per_author, seed=c.seed)
+    root = Path(c.cache_dir) / f"data-{cache_key(asdict(authors), c.splits)}"
+    eval_dir, train_dir = root / "eval", root / "train"
+    report_path = root / "report.json"
+    if report_path.is_file():
+        return train_dir, eval_dir, json.loads(report_path.read_text())
+    data = generate_authors(authors)
+    report = write_tofu_splits(data, eval_dir, c.splits)
+    train_dir.mkdir(parents=True, exist_ok=True)
+    utility = [{"question": r["question"], "answer": r["answer"]} for r in data.real_authors]
+    utility += [{"question": r["question"], "answer": r["answer"]} for r in data.world_facts]
+    qa = [{"question": r["question"], "answer": r["answer"]} for r in data.rows]
+    _jsonl(train_dir / "full.json", qa + utility)
+    for pct in report["written"]:
+        count = split_authors(c.n_authors, int(pct))
+        _jsonl(
+            train_dir / f"retain{100 - int(pct):02d}.json",
+            qa[: (c.n_authors - count) * c.qa_per_author] + utility,
+        )
+    shutil.copy(eval_dir / "idontknow.jsonl", train_dir / "idontknow.jsonl")
+    report = {**report, "written": {str(k): v for k, v in report["written"].items()}}
+    report_path.write_text(json.dumps(report))
+    return train_dir, eval_dir, report
+
+
+def memorisation_accuracy(model: Any, tokenizer: Any, data: str | Path, split: str) -> float:
+    """Fraction of answer tokens the model predicts exactly (argmax, teacher forcing)."""
+    import torch
+
+    from npo.llm.data import collate, encode_qa, read_split
+
+    enc = encode_qa(tokenizer, read_split(data, split), max_length=256)
+    hits = total = 0
+    with torch.no_grad():
+        for start in range(0, len(enc), 64):
+            batch = collate(
+                [enc.item(i) for i in range(start, min(start + 64, len(enc)))],
+                tokenizer.pad_token_id,
+            )
+            logits = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
+            target = batch["labels"][:, 1:]
+            mask = target != -100
+            hits += int(((logits[:, :-1].argmax(-1) == target) & mask).sum())
+            total += int(mask.sum())
+    return hits / total
+
+
+def _finetune(
+    c: TransformerConfig, train_dir: Path, split: str, out: Path, tokenizer: str | None
+) -> Path:
+    from npo.llm.config import FinetuneConfig
+    from npo.llm.train import finetune
+
+    if (out / "done.json").is_file():
+        return out / "model"
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = FinetuneConfig(
+        init="tiny-llama", tokenizer=tokenizer, data=str(train_dir), split=split, out=str(out),
+        epochs=c.finetune_epochs, lr=3e-3, batch_size=32, lr_schedule="constant",
+        warmup_epochs=0, weight_decay=0.0, checkpoint_every=0, drift_every=0, seed=c.seed,
+        tiny_hidden_size=c.hidden, tiny_intermediate_size=3 * c.hidden, tiny_layers=c.layers,
+        tiny_vocab_size=512, max_length=256, progress=c.progress,
+    )  # fmt: skip
+    result = finetune(cfg)
+    (out / "done.json").write_text(json.dumps({"steps": result.steps}))
+    return result.model_dir
+
+
+def train_models(config: TransformerConfig, train_dir: Path, report: dict) -> dict[str, Any]:
+    """The target (``full``) and one retain model per written forget split, cached by config.
+    Returns ``{"target": dir, "retain": {percent: dir}, "memorisation": float, "params": int}``."""
+    from npo.llm.model import load_model
+
+    c = config.resolved()
+    key = cache_key(str(train_dir), c.finetune_epochs, c.hidden, c.layers, c.seed)
+    root = Path(c.cache_dir) / f"models-{key}"
+    target = _finetune(c, train_dir, "full", root / "target", None)
+    retain = {
+        int(p): _finetune(
+            c,
+            train_dir,
+            f"retain{100 - int(p):02d}",
+            root / f"retain{100 - int(p):02d}",
+            str(target),
+        )
+        for p in report["written"]
+    }
+    memo_path = root / "memorisation.json"
+    if not memo_path.is_file():
+        model, tok = load_model(str(target))
+        model.eval()
+        memo = {
+            "authors": memorisation_accuracy(model, tok, train_dir.parent / "eval", "full"),
+            "params": sum(p.numel() for p in model.parameters()),
+        }
+        memo_path.write_text(json.dumps(memo))
+    memo = json.loads(memo_path.read_text())
+    return {
+        "target": target,
+        "retain": retain,
+        "memorisation": memo["authors"],
+        "params": memo["params"],
+    }
