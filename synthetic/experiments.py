@@ -77,9 +77,9 @@ class ReproduceConfig:
     optimizer: Literal["adamw", "sgd"] = field(
         default="adamw", metadata={"help": "transformer: unlearning optimizer"}
     )
-    cache_dir: str = field(
-        default=".npo-cache/transformer",
-        metadata={"help": "transformer: directory caching its data, models and runs"},
+    cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "transformer: cache of data, models, runs ($NPO_CACHE_DIR/transformer)"},
     )
     quick: bool = field(default=False, metadata={"help": "smaller sizes (a few minutes for all)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})

@@ -20,14 +20,14 @@ def run_transformer_experiment(config: ReproduceConfig) -> ExperimentResult:
 def transformer_config(config: ReproduceConfig):
     from synthetic.transformer_task import TransformerConfig
 
-    extra = {k: v for k, v in (("lr", config.lr), ("beta", config.beta)) if v is not None}
+    pairs = (("lr", config.lr), ("beta", config.beta), ("cache_dir", config.cache_dir))
+    extra = {k: v for k, v in pairs if v is not None}
     return TransformerConfig(
         quick=config.quick,
         steps=config.steps,
         methods=config.methods or None,
         optimizer=config.optimizer,
         eval_every=config.eval_every or 10,
-        cache_dir=config.cache_dir,
         progress=config.progress,
         **extra,
     )

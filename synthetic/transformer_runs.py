@@ -21,8 +21,8 @@ from synthetic.experiments import ExperimentResult
 from synthetic.stats import summarize
 from synthetic.transformer_task import (
     TransformerConfig,
-    cache_key,
     prepare_data,
+    run_key,
     train_models,
 )
 from theory.dynamics import fit_divergence
@@ -164,7 +164,7 @@ def run_transformer(config: TransformerConfig) -> ExperimentResult:
     c = config.resolved()
     train_dir, eval_dir, report = prepare_data(c)
     models = train_models(c, train_dir, report)
-    root = Path(c.cache_dir) / f"runs-{cache_key(asdict(c), str(train_dir))}"
+    root = Path(c.cache_dir) / f"runs-{run_key(c)}"
     root.mkdir(parents=True, exist_ok=True)
     target, _ = _load(models["target"])
     splits = [int(p) for p in report["written"]]

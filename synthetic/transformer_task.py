@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,8 +36,10 @@ __all__ = [
     "MAIN_METHODS",
     "TransformerConfig",
     "cache_key",
+    "default_cache_dir",
     "memorisation_accuracy",
     "prepare_data",
+    "run_key",
     "train_models",
 ]
 
@@ -85,7 +88,8 @@ class TransformerConfig:
     )
     seed: int = field(default=0, metadata={"help": "data, initialisation and order seed"})
     cache_dir: str = field(
-        default=".npo-cache/transformer", metadata={"help": "where data and models are cached"}
+        default_factory=lambda: default_cache_dir(),
+        metadata={"help": "where data, models and runs are cached ($NPO_CACHE_DIR/transformer)"},
     )
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
 
@@ -133,6 +137,19 @@ class TransformerConfig:
 
     def retain_weight_for(self, percent: int) -> float:
         return self.large_retain_weight if percent >= 50 else self.retain_weight
+
+
+def default_cache_dir() -> str:
+    """``$NPO_CACHE_DIR/transformer`` (``NPO_CACHE_DIR`` defaults to ``.npo-cache``)."""
+    return str(Path(os.environ.get("NPO_CACHE_DIR", ".npo-cache")) / "transformer")
+
+
+def run_key(config: TransformerConfig) -> str:
+    """Key of everything that changes results (not where the cache lives, not progress bars)."""
+    settings = {
+        k: v for k, v in asdict(config.resolved()).items() if k not in ("cache_dir", "progress")
+    }
+    return cache_key(settings)
 
 
 def cache_key(*parts: Any) -> str:
@@ -229,7 +246,7 @@ def train_models(config: TransformerConfig, train_dir: Path, report: dict) -> di
     from npo.llm.model import load_model
 
     c = config.resolved()
-    key = cache_key(str(train_dir), c.finetune_epochs, c.hidden, c.layers, c.seed)
+    key = cache_key(train_dir.parent.name, c.finetune_epochs, c.hidden, c.layers, c.seed)
     root = Path(c.cache_dir) / f"models-{key}"
     target = _finetune(c, train_dir, "full", root / "target", None)
     retain = {

@@ -25,6 +25,8 @@ settings.register_profile("dev", deadline=None, max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 ROOT = Path(__file__).resolve().parents[1]
+# One cache of trained tiny models per checkout, whatever the cwd (notebook kernels too).
+os.environ.setdefault("NPO_CACHE_DIR", str(ROOT / ".npo-cache"))
 
 
 @pytest.fixture(autouse=True)
