@@ -33,7 +33,7 @@ def result_json(result: ExperimentResult) -> dict:
 
 def _fmt(value, column: str = "") -> str:
     if value is None:  # crossings that never happen; otherwise not applicable
-        return "never" if "_at_" in column else "-"
+        return "never" if "_at_0." in column else "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
