@@ -18,35 +18,9 @@ import sys
 import tempfile
 import time
 
-from synthetic.data import Split
 from synthetic.experiments import ReproduceConfig, references, table1_specs
-from synthetic.models import References
+from synthetic.models import select_seed
 from synthetic.runner import RunConfig, run_unlearning
-
-
-def _one_seed(task, refs, s):
-    import dataclasses
-
-    def pick(sp):
-        return Split(sp.features[s : s + 1], sp.labels[s : s + 1])
-
-    t = dataclasses.replace(
-        task,
-        forget=pick(task.forget),
-        retain=pick(task.retain),
-        forget_eval=pick(task.forget_eval),
-        retain_eval=pick(task.retain_eval),
-        idk_labels=task.idk_labels[s : s + 1],
-    )
-    r = References(
-        refs.theta_ref[s : s + 1],
-        refs.theta_retr[s : s + 1],
-        refs.grad_norm_ref[s : s + 1],
-        refs.grad_norm_retr[s : s + 1],
-        refs.steps,
-        refs.lr,
-    )
-    return t, r
 
 
 def main() -> None:
@@ -71,7 +45,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for spec in specs:
         for s in range(len(config.seed_list)):
-            run_unlearning(*_one_seed(task, refs, s), (spec,), run)
+            run_unlearning(*select_seed(task, refs, s), (spec,), run)
     t_loop = time.perf_counter() - t0
     n = len(specs) * len(config.seed_list)
     print(f"{n} runs x {a.loop_steps} steps: batched {t_batched:.2f} s, loop {t_loop:.2f} s")

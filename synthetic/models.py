@@ -23,7 +23,7 @@ from npo.logprobs import class_logprobs
 from npo.losses import LOSSES
 from synthetic.data import Split, Task
 
-__all__ = ["References", "logits", "split_logprobs", "train_references"]
+__all__ = ["References", "logits", "select_seed", "split_logprobs", "train_references"]
 
 
 def logits(split: Split, theta: Tensor) -> Tensor:
@@ -81,3 +81,30 @@ def train_references(
         theta = theta - lr * grad(theta)
     norms = grad(theta).norm(dim=-1)  # (2, S)
     return References(theta[0], theta[1], norms[0], norms[1], steps, lr)
+
+
+def select_seed(task: Task, refs: References, index: int) -> tuple[Task, References]:
+    """The task and references of one seed (by position), as if made for that seed alone: for
+    running one configuration by itself (tests of the batched runner, its benchmark)."""
+    import dataclasses
+
+    sl = slice(index, index + 1)
+
+    def pick(split: Split) -> Split:
+        return Split(split.features[sl], split.labels[sl])
+
+    one = dataclasses.replace(
+        task,
+        forget=pick(task.forget),
+        retain=pick(task.retain),
+        forget_eval=pick(task.forget_eval),
+        retain_eval=pick(task.retain_eval),
+        idk_labels=task.idk_labels[sl],
+        config=dataclasses.replace(task.config, seeds=(task.config.seeds[index],)),
+        inputs={k: v[sl] for k, v in task.inputs.items()},
+    )
+    ref = References(
+        refs.theta_ref[sl], refs.theta_retr[sl], refs.grad_norm_ref[sl], refs.grad_norm_retr[sl],
+        refs.steps, refs.lr,
+    )  # fmt: skip
+    return one, ref

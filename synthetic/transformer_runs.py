@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.experiments import ExperimentResult
+from synthetic.experiments import ExperimentResult, verdict
 from synthetic.stats import summarize
 from synthetic.transformer_task import (
     TransformerConfig,
@@ -25,7 +25,6 @@ from synthetic.transformer_task import (
     run_key,
     train_models,
 )
-from theory.dynamics import fit_divergence
 
 __all__ = ["CURVE_METRICS", "run_transformer"]
 
@@ -143,15 +142,6 @@ def _drift_run(c, models, eval_dir: Path, method: str, beta: float, opt: str, ro
     return _cached_run(root / f"drift-{method}-{beta:g}-{opt}.json", run)
 
 
-def _verdict(steps: np.ndarray, values: np.ndarray) -> dict:
-    ok = (steps > 0) & np.isfinite(values)
-    try:
-        fit = fit_divergence(steps[ok], values[ok])
-    except ValueError as exc:
-        return {"verdict": "undecided", "reason": str(exc)}
-    return {"verdict": fit.verdict, "rate_exponent": fit.rate_exponent, "summary": fit.summary()}
-
-
 def _curve(records: list[dict], metric: str) -> np.ndarray:
     return np.array([np.nan if r.get(metric) is None else r[metric] for r in records], float)
 
@@ -213,7 +203,7 @@ def run_transformer(config: TransformerConfig) -> ExperimentResult:
                 "final_forget_quality": final.get("forget_quality"),
                 "final_model_utility": final.get("model_utility"),
                 "final_gibberish_rate": final.get("gibberish_rate"),
-                "drift_verdict": _verdict(d_steps, d_vals)["verdict"],
+                "drift_verdict": verdict(d_steps, d_vals)["verdict"],
             })  # fmt: skip
     drift_study = _drift_study(c, models, eval_dir, root)
     notes = _notes(c, report, models, target_metrics, drift_study)
@@ -233,7 +223,7 @@ def _drift_study(c, models, eval_dir: Path, root: Path) -> dict:
             steps, drift = (np.array(x, float) for x in zip(*run["drift"]))
             key = f"{method}/{opt}" if method == "ga" else f"{method}[beta={beta:g}]/{opt}"
             out["curves"][key] = {"steps": steps, "param_drift": drift}
-            out["verdicts"][key] = _verdict(steps, drift)
+            out["verdicts"][key] = verdict(steps, drift)
     return out
 
 

@@ -51,3 +51,28 @@ def tofu_dir() -> Path:
     if not (path / "full.json").is_file():
         pytest.skip(f"TOFU data not found at {path} (set NPO_TOFU_DIR)")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: threads only add contention on a 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def mini_data(tofu_dir, tmp_path_factory) -> Path:
+    """Ten real TOFU authors in TOFU format (one forgotten), per test module."""
+    from tests._llm import mini_tofu
+
+    return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
+
+
+@pytest.fixture(scope="module")
+def random_model(mini_data, tmp_path_factory) -> Path:
+    """An untrained tiny Llama saved over :func:`mini_data`'s tokenizer, per test module."""
+    from tests._llm import random_model_dir
+
+    return random_model_dir(mini_data, tmp_path_factory.mktemp("random") / "model")

@@ -9,7 +9,6 @@ import json
 import math
 
 import pytest
-import torch
 from _llm import SPEC
 
 from npo.cli import main
@@ -19,18 +18,12 @@ from npo.llm.evaluate import EvalConfig
 from npo.llm.subset import write_tofu_subset
 from npo.llm.train import read_log
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = ["--tiny-vocab-size", str(SPEC.vocab_size), "--tiny-hidden-size", str(SPEC.hidden_size),
         "--tiny-intermediate-size", str(SPEC.intermediate_size), "--tiny-layers",
         str(SPEC.num_layers), "--tiny-heads", str(SPEC.num_heads)]  # fmt: skip
 QUICK = ["--max-new-tokens", "48", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _help(command, capsys) -> str:

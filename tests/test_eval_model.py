@@ -23,15 +23,9 @@ from npo.llm.tofu_metrics import harmonic_mean, truth_ratio_score
 from npo.logprobs import sequence_logprobs
 from npo.results import write_json
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FAST = EvalConfig(max_new_tokens=8, progress=False)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

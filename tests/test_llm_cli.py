@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from _llm import SPEC, mini_tofu, read_rows, weights, write_rows
+from _llm import SPEC, read_rows, weights, write_rows
 
 from npo.cli import build_parser, main
 from npo.llm.config import FinetuneConfig, UnlearnConfig
@@ -21,17 +21,11 @@ from npo.llm.model import load_model
 from npo.llm.reference import compute_ref_logps
 from npo.llm.train import read_log
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = ["--tiny-vocab-size", str(SPEC.vocab_size), "--tiny-hidden-size", str(SPEC.hidden_size),
         "--tiny-intermediate-size", str(SPEC.intermediate_size), "--tiny-layers",
         str(SPEC.num_layers), "--tiny-heads", str(SPEC.num_heads)]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize(("command", "cls"), [("finetune", FinetuneConfig), ("unlearn", UnlearnConfig)])  # fmt: skip
@@ -47,8 +41,8 @@ def test_every_option_is_documented(command, cls, capsys):
 
 
 @pytest.fixture(scope="module")
-def data(tofu_dir, tmp_path_factory):
-    return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
+def data(mini_data):
+    return mini_data
 
 
 def _error(argv, capsys) -> str:

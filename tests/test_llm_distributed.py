@@ -9,19 +9,19 @@ import sys
 
 import pytest
 import torch
-from _llm import mini_tofu, random_model_dir, weights
+from _llm import weights
 
 from npo.llm.train import read_log
 
 
 @pytest.fixture(scope="module")
-def data(tofu_dir, tmp_path_factory):
-    return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
+def data(mini_data):
+    return mini_data
 
 
 @pytest.fixture(scope="module")
-def model_dir(data, tmp_path_factory):
-    return random_model_dir(data, tmp_path_factory.mktemp("random") / "model")
+def model_dir(random_model):
+    return random_model
 
 
 def _run(cmd, tmp_path):

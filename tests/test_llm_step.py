@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _llm import mini_tofu, random_model_dir
 
 import npo.losses
 from npo.llm.data import collate, encode_qa, read_split, template_id
@@ -22,25 +21,19 @@ from npo.llm.step import StepInputs, micro_step, sequence_batches
 from npo.losses import LOSSES
 from npo.objectives import preset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention on a shared 2-core box
-    yield
-    torch.set_num_threads(n)
+@pytest.fixture(scope="module")
+def data(mini_data):
+    return mini_data
 
 
 @pytest.fixture(scope="module")
-def data(tofu_dir, tmp_path_factory):
-    return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
-
-
-@pytest.fixture(scope="module")
-def model_dir(data, tmp_path_factory):
-    return random_model_dir(data, tmp_path_factory.mktemp("random") / "model")
+def model_dir(random_model):
+    return random_model
 
 
 @pytest.fixture

@@ -11,30 +11,24 @@ import math
 
 import pytest
 import torch
-from _llm import mini_tofu, random_model_dir, weights
+from _llm import weights
 
 from npo.llm.config import UnlearnConfig
 from npo.llm.model import load_model
 from npo.llm.train import NonFiniteLossError, read_log, unlearn
 from npo.losses import LOSSES
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def data(tofu_dir, tmp_path_factory):
-    return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
+def data(mini_data):
+    return mini_data
 
 
 @pytest.fixture(scope="module")
-def model_dir(data, tmp_path_factory):
-    return random_model_dir(data, tmp_path_factory.mktemp("random") / "model")
+def model_dir(random_model):
+    return random_model
 
 
 def _config(model_dir, data, out, **kw) -> UnlearnConfig:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -11,9 +10,9 @@ import torch
 from scipy import integrate, special
 
 from npo.cli import main
-from synthetic.data import Split, TaskConfig, make_task
+from synthetic.data import TaskConfig, make_task
 from synthetic.experiments import ReproduceConfig, from_curves, table1_specs
-from synthetic.models import References, train_references
+from synthetic.models import select_seed, train_references
 from synthetic.runner import MethodSpec, RunConfig, record_steps, run_unlearning
 from synthetic.stats import crossing, summarize
 
@@ -50,24 +49,6 @@ def test_generator_is_deterministic_per_seed():
     assert torch.equal(a.retain_eval.labels[1], b.retain_eval.labels[0])
 
 
-def _select(task, refs, s):
-    pick = lambda sp: Split(sp.features[s : s + 1], sp.labels[s : s + 1])  # noqa: E731
-    t = dataclasses.replace(
-        task,
-        forget=pick(task.forget),
-        retain=pick(task.retain),
-        forget_eval=pick(task.forget_eval),
-        retain_eval=pick(task.retain_eval),
-        idk_labels=task.idk_labels[s : s + 1],
-        config=dataclasses.replace(task.config, seeds=(task.config.seeds[s],)),
-    )
-    r = References(
-        refs.theta_ref[s : s + 1], refs.theta_retr[s : s + 1],
-        refs.grad_norm_ref[s : s + 1], refs.grad_norm_retr[s : s + 1], refs.steps, refs.lr,
-    )  # fmt: skip
-    return t, r
-
-
 @pytest.fixture(scope="module")
 def small():
     task = make_task(TaskConfig(seeds=(0, 1), n_forget=40, n_retain=80, n_eval=50))
@@ -88,7 +69,7 @@ def test_batched_runner_equals_each_run_alone(small, batch_size):
     batched = run_unlearning(task, refs, specs, run)
     for g, spec in enumerate(specs):
         for s in range(2):
-            alone = run_unlearning(*_select(task, refs, s), (spec,), run)
+            alone = run_unlearning(*select_seed(task, refs, s), (spec,), run)
             for name, values in alone.metrics.items():
                 np.testing.assert_allclose(
                     batched.metrics[name][g, s], values[0, 0], rtol=1e-9, atol=1e-12, err_msg=name
