@@ -27,7 +27,7 @@ demo: venv
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider
+	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider --durations=15
 
 test-slow: venv
 	$(BIN)/python -m pytest -m "slow and not gpu" -p no:cacheprovider
