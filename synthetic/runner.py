@@ -15,7 +15,7 @@ the bad parameters on are NaN and the other runs continue.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from npo.logprobs import class_kl, class_logprobs
 from npo.losses import npo_weight
-from npo.objectives import PRESETS, Objective, SeqBatch, preset
+from npo.objectives import PRESETS, Objective, SeqBatch, Term, preset
 from synthetic.data import Split, Task
 from synthetic.models import References, logits, split_logprobs
 from synthetic.optim import OPTIMIZERS, init_state, update
@@ -144,6 +144,21 @@ class _Program:
             next((t.hparams["beta"] for t in o.terms if t.loss == "npo"), None)
             for o in self.objectives
         ]
+        # Each distinct term (same kernel, source, reduction, hyperparameters) is evaluated once
+        # for all the groups whose objective has it, as a one-term Objective; the groups' losses
+        # are the weighted sums of their terms, exactly as each Objective would compute them.
+        units: dict[tuple, tuple[Term, list[int], list[float]]] = {}
+        for g, objective in enumerate(self.objectives):
+            for term in objective.terms:
+                hp = tuple(sorted(term.hparams.items()))
+                key = (term.loss, term.source, term.chosen, term.reduction, hp)
+                unit = units.setdefault(key, (replace(term, weight=1.0), [], []))
+                unit[1].append(g)
+                unit[2].append(term.weight)
+        self.units = [
+            (Objective((term,)), groups, torch.tensor(weights, dtype=th.dtype))
+            for term, groups, weights in units.values()
+        ]
 
     def _groups(self, src: str, name: str) -> list[int]:
         return [g for g, n in enumerate(self.needs) if name in n.get(src, ())]
@@ -179,20 +194,22 @@ class _Program:
             ("forget", "ref_logps"): sel(self.ref_forget),
             ("idk", "ref_logps"): sel(self.ref_idk),
         }
-        out = []
-        for g, (objective, needs) in enumerate(zip(self.objectives, self.needs)):
+        total = torch.zeros(theta.shape[:2], dtype=theta.dtype)
+        for objective, groups, weights in self.units:
             batch = {}
-            for src, names in needs.items():
+            for src, names in objective.needs().items():
                 values = {}
                 for n in names - {"n_tokens"}:  # n_tokens stays None: one "token" per sample
                     if (src, n) in shared:
-                        values[n] = shared[src, n]
+                        values[n] = shared[src, n].expand(len(groups), -1, -1)
                     else:
-                        groups, tensor = fields[src, n]
-                        values[n] = tensor[groups.index(g)]
+                        have, tensor = fields[src, n]
+                        rows = [have.index(g) for g in groups]
+                        values[n] = tensor if rows == list(range(len(have))) else tensor[rows]
                 batch[src] = SeqBatch(**values)
-            out.append(objective(batch).loss)
-        return torch.stack(out)
+            contribution = weights[:, None] * objective(batch).loss  # (len(groups), S)
+            total = total.index_add(0, torch.tensor(groups), contribution)
+        return total
 
     @torch.no_grad()
     def evaluate(self, theta: Tensor) -> dict[str, Tensor]:
