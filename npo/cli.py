@@ -251,7 +251,11 @@ def _report(result) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("run the demo job and write its figures", _demo_args, _demo),
-    "reproduce": ("reproduce the paper's synthetic experiments", _reproduce_args, _reproduce),
+    "reproduce": (
+        "synthetic experiments: the paper's Sec. 4 study, beyond it, TOFU in miniature",
+        _reproduce_args,
+        _reproduce,
+    ),
     "theory": ("closed-form dynamics and Theorem 2 figures", _theory_args, _theory),
     "finetune": (
         "fine-tune a causal LM on a TOFU split (full or retainYY)",

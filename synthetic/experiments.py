@@ -69,10 +69,11 @@ class ReproduceConfig:
         metadata={"help": "methods of fig4/fig9/transformer (preset keys; default: all of fig4's)"},
     )
     lr: float | None = field(
-        default=None, metadata={"help": "override Table 1's learning rate in fig4/fig9"}
+        default=None,
+        metadata={"help": "override the learning rate of fig4/fig9 (Table 1) and transformer"},
     )
     beta: float | None = field(
-        default=None, metadata={"help": "override Table 1's beta in fig4/fig9"}
+        default=None, metadata={"help": "override beta in fig4/fig9 (Table 1) and transformer"}
     )
     optimizer: Literal["adamw", "sgd"] = field(
         default="adamw", metadata={"help": "transformer: unlearning optimizer"}
