@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from npo.losses import LOSSES, check_beta
 
@@ -73,7 +74,7 @@ def run_landscape(config: LandscapeConfig = LandscapeConfig()) -> LandscapeData:
     )
 
 
-def plot_landscape(data: LandscapeData, ax=None):
+def plot_landscape(data: LandscapeData, ax=None) -> Figure:
     """Two panels: loss vs R and gradient weight vs R. ``ax``: a pair of Axes or None."""
     import matplotlib.pyplot as plt
 

@@ -256,7 +256,9 @@ def token_kl(
     return out.index_put((rows,), per_row).reshape(mask.shape).sum(-1)
 
 
-def class_kl(policy_logits: Tensor, ref_logits: Tensor, *, direction: str = "ref||policy"):
+def class_kl(
+    policy_logits: Tensor, ref_logits: Tensor, *, direction: str = "ref||policy"
+) -> Tensor:
     """KL between two binary classifiers' output distributions, per sample, with autograd.
 
     ``policy_logits``, ``ref_logits`` (...) are logits of class 1 (``ref`` treated as a

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from synthetic.experiments import ExperimentResult
 
@@ -45,7 +46,7 @@ def _color(i: int):
 
 def plot_curves(
     result: ExperimentResult, metric: str, ax=None, *, logx=False, logy=False, methods=None
-):
+) -> Figure:
     """Median and interquartile band of ``metric`` against the step, one line per method."""
     fig, (a,) = _axes(ax)
     steps = result.steps.astype(float)
@@ -64,7 +65,7 @@ def plot_curves(
     return fig
 
 
-def plot_pareto(result: ExperimentResult, ax=None, *, methods=None):
+def plot_pareto(result: ExperimentResult, ax=None, *, methods=None) -> Figure:
     """Retain distance against forget distance along each method's median trajectory."""
     fig, (a,) = _axes(ax)
     for i, method in enumerate(methods or result.curves):
@@ -84,7 +85,7 @@ def plot_pareto(result: ExperimentResult, ax=None, *, methods=None):
     return fig
 
 
-def plot_fig4(result: ExperimentResult, ax=None):
+def plot_fig4(result: ExperimentResult, ax=None) -> Figure:
     fig, axes = _axes(ax, 3)
     plot_curves(result, "forget_distance", axes[0], logy=True)
     plot_curves(result, "retain_distance", axes[1], logy=True)
@@ -94,7 +95,7 @@ def plot_fig4(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_fig9(result: ExperimentResult, ax=None):
+def plot_fig9(result: ExperimentResult, ax=None) -> Figure:
     fig, axes = _axes(ax, 2)
     plot_curves(result, "forget_kl", axes[0])
     plot_curves(result, "forget_kl", axes[1], logx=True, logy=True)
@@ -106,7 +107,7 @@ def plot_fig9(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_fig3(result: ExperimentResult, ax=None):
+def plot_fig3(result: ExperimentResult, ax=None) -> Figure:
     fig, axes = _axes(ax, 2)
     plot_pareto(result, axes[0])
     plot_curves(result, "forget_distance", axes[1], logy=True)
@@ -115,7 +116,7 @@ def plot_fig3(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_optimizers(result: ExperimentResult, ax=None):
+def plot_optimizers(result: ExperimentResult, ax=None) -> Figure:
     fig, axes = _axes(ax, 2)
     for a, family in zip(axes, ("ga", "npo")):
         methods = [m for m in result.curves if m.startswith(family + "/")]
@@ -127,7 +128,7 @@ def plot_optimizers(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_beta_rate(result: ExperimentResult, ax=None):
+def plot_beta_rate(result: ExperimentResult, ax=None) -> Figure:
     fig, axes = _axes(ax, 2)
     steps = result.steps.astype(float)
     for i, method in enumerate(result.curves):
@@ -150,7 +151,7 @@ def plot_beta_rate(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_theorem2_result(result: ExperimentResult, ax=None):
+def plot_theorem2_result(result: ExperimentResult, ax=None) -> Figure:
     """The ``theorem2`` experiment, drawn by :func:`theory.plots.plot_theorem2`."""
     from theory.plots import plot_theorem2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from synthetic.experiments import ExperimentResult
 
@@ -23,7 +24,7 @@ def _median(result: ExperimentResult, split: str, method: str, metric: str) -> n
     return np.asarray(result.curves[split][method][metric]["median"], dtype=float)
 
 
-def plot_transformer_tradeoff(result: ExperimentResult, ax=None):
+def plot_transformer_tradeoff(result: ExperimentResult, ax=None) -> Figure:
     """Forget quality (log) against model utility along each run, one panel per split."""
     splits = list(result.curves)
     if ax is None:
@@ -51,7 +52,7 @@ def plot_transformer_tradeoff(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_transformer_steps(result: ExperimentResult, ax=None):
+def plot_transformer_steps(result: ExperimentResult, ax=None) -> Figure:
     """Forget quality and model utility over unlearning steps, per split."""
     splits = list(result.curves)
     if ax is None:
@@ -72,7 +73,7 @@ def plot_transformer_steps(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_transformer_drift(result: ExperimentResult, ax=None):
+def plot_transformer_drift(result: ExperimentResult, ax=None) -> Figure:
     """Parameter drift of the divergence study (log-log), GA and NPO under SGD and AdamW."""
     drift = result.extras["drift"]
     if ax is None:
@@ -97,7 +98,7 @@ def plot_transformer_drift(result: ExperimentResult, ax=None):
     return fig
 
 
-def plot_transformer(result: ExperimentResult):
+def plot_transformer(result: ExperimentResult) -> dict[str, Figure]:
     """All three figures: ``{"": trade-off, "-steps": curves over steps, "-drift": drift}``."""
     return {
         "": plot_transformer_tradeoff(result),
