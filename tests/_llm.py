@@ -87,3 +87,13 @@ def weights(model_dir: Path) -> dict[str, torch.Tensor]:
     for f in sorted(Path(model_dir).glob("*.safetensors")):
         out.update(load_file(f))
     return out
+
+
+def cli_error(argv: list[str], capsys) -> str:
+    """Run the CLI, expect exit 2 and exactly one ``npo: error: ...`` line; return it."""
+    from npo.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("npo: error: ") and "\n" not in err, err
+    return err

@@ -65,7 +65,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def mini_data(tofu_dir, tmp_path_factory) -> Path:
     """Ten real TOFU authors in TOFU format (one forgotten), per test module."""
-    from tests._llm import mini_tofu
+    from _llm import mini_tofu
 
     return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
 
@@ -73,6 +73,6 @@ def mini_data(tofu_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def random_model(mini_data, tmp_path_factory) -> Path:
     """An untrained tiny Llama saved over :func:`mini_data`'s tokenizer, per test module."""
-    from tests._llm import random_model_dir
+    from _llm import random_model_dir
 
     return random_model_dir(mini_data, tmp_path_factory.mktemp("random") / "model")

@@ -9,7 +9,7 @@ import json
 import math
 
 import pytest
-from _llm import SPEC
+from _llm import SPEC, cli_error
 
 from npo.cli import main
 from npo.llm.eval_plots import CURVE_METRICS
@@ -53,35 +53,28 @@ def data(tofu_dir, tmp_path_factory):
     return write_tofu_subset(tofu_dir, tmp_path_factory.mktemp("sub"), authors=5, utility_items=16)  # fmt: skip
 
 
-def _error(argv, capsys) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("npo: error: ") and "\n" not in err, err
-    return err
-
-
 def test_bad_input_is_one_line(data, tmp_path, capsys):
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "out" / "r.json"
     base = ["eval", "--data", str(data), "--out", str(out)]
-    err = _error([*base, "--model", str(model)], capsys)
+    err = cli_error([*base, "--model", str(model)], capsys)
     assert f"{model} has no config.json" in err
     (model / "config.json").write_text("{}")
     (model / "model.safetensors").write_bytes(b"")
-    err = _error([*base, "--model", str(model), "--forget", "forget1"], capsys)
+    err = cli_error([*base, "--model", str(model), "--forget", "forget1"], capsys)
     assert "forget split must look like 'forget10'" in err
-    err = _error([*base, "--model", str(model), "--retain-results", str(tmp_path / "none.json")], capsys)  # fmt: skip
+    err = cli_error([*base, "--model", str(model), "--retain-results", str(tmp_path / "none.json")], capsys)  # fmt: skip
     assert f"results file {tmp_path / 'none.json'} not found" in err
-    err = _error([*base, "--model", str(model), "--batch-size", "0"], capsys)
+    err = cli_error([*base, "--model", str(model), "--batch-size", "0"], capsys)
     assert "batch_size must be >= 1" in err
-    err = _error(
+    err = cli_error(
         ["eval", "--data", str(tmp_path), "--model", str(model), "--out", str(out)], capsys
     )
     assert "no file" in err and "forget10_perturbed.json" in err
-    err = _error(["eval", "--data", str(data), "--model", str(model), "--out", str(tmp_path)], capsys)  # fmt: skip
+    err = cli_error(["eval", "--data", str(data), "--model", str(model), "--out", str(tmp_path)], capsys)  # fmt: skip
     assert "is a directory" in err
-    err = _error(["unlearn", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "u"),
+    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "u"),
                   "--eval-every", "2"], capsys)  # fmt: skip
     assert "need --retain-results FILE" in err
     assert not out.exists() and not (tmp_path / "u").exists()

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from _llm import SPEC, read_rows, weights, write_rows
+from _llm import SPEC, cli_error, read_rows, weights, write_rows
 
 from npo.cli import build_parser, main
 from npo.llm.config import FinetuneConfig, UnlearnConfig
@@ -45,13 +45,6 @@ def data(mini_data):
     return mini_data
 
 
-def _error(argv, capsys) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("npo: error: ") and "\n" not in err, err
-    return err
-
-
 def test_bad_input_is_one_line(data, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -63,25 +56,25 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
     (model / "config.json").write_text("{}")
     (model / "pytorch_model.bin").write_bytes(b"pickle")
     out = ["--out", str(tmp_path / "out")]
-    err = _error(["finetune", "--data", str(data), *out], capsys)
+    err = cli_error(["finetune", "--data", str(data), *out], capsys)
     assert "give exactly one of --model DIR and --init tiny-llama" in err
-    err = _error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
+    err = cli_error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
     assert "no *.safetensors weights" in err and "pickled .bin checkpoints are refused" in err
     (model / "model.safetensors").write_bytes(b"")
-    err = _error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
+    err = cli_error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
     assert f"{bad / 'forget10.json'}:2: missing field 'answer'" in err
-    err = _error(["unlearn", "--data", str(data), "--model", str(model), "--method", "nope", *out], capsys)  # fmt: skip
+    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--method", "nope", *out], capsys)  # fmt: skip
     assert "unknown method 'nope'" in err
-    err = _error(["unlearn", "--data", str(data), "--model", str(model), "--terms", "npo:x", *out], capsys)  # fmt: skip
+    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--terms", "npo:x", *out], capsys)  # fmt: skip
     assert "--terms entry 'npo:x' is not KEY:WEIGHT" in err
-    err = _error(["unlearn", "--data", str(data), "--model", str(model), "--beta", "-1", *out], capsys)  # fmt: skip
+    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--beta", "-1", *out], capsys)  # fmt: skip
     assert "beta must be a finite positive number" in err
-    err = _error(["finetune", "--init", "tiny-llama", "--data", str(data), "--split", "forget10", *out], capsys)  # fmt: skip
+    err = cli_error(["finetune", "--init", "tiny-llama", "--data", str(data), "--split", "forget10", *out], capsys)  # fmt: skip
     assert "--split must be full or retainYY" in err
     assert not (tmp_path / "out").exists()  # nothing written for invalid input
 
 
-def test_hf_data_offline_gives_a_clear_error(tmp_path):
+def test_hf_data_offline_gives_a_clearcli_error(tmp_path):
     pytest.importorskip("datasets")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache: nothing to fall back on
