@@ -150,6 +150,19 @@ def _bar(config: EvalConfig, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="item", disable=not config.progress, leave=False)
 
 
+def _retain(retain_results: Any, data: EvalData, model_info: Any) -> EvalResult | None:
+    """The retain model's results (a result, its dict or a file), checked against ``data``."""
+    if retain_results is None:
+        return None
+    retain = (
+        retain_results
+        if isinstance(retain_results, EvalResult)
+        else load_eval_results(retain_results)
+    )
+    check_retain_results(retain, data, model_info)
+    return retain
+
+
 def evaluate_model(
     model: Any,
     tokenizer: Any,
@@ -178,14 +191,7 @@ def evaluate_model(
             f"the evaluation data was loaded for {data.forget} with at most {data.items_limit} "
             f"items per set; this evaluation asks for {forget} with {config.items_limit}"
         )
-    retain = None
-    if retain_results is not None:
-        retain = (
-            retain_results
-            if isinstance(retain_results, EvalResult)
-            else load_eval_results(retain_results)
-        )
-        check_retain_results(retain, data, _model_info(model, tokenizer))
+    retain = _retain(retain_results, data, _model_info(model, tokenizer))
     if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError("the tokenizer needs EOS and pad tokens (load_model sets pad = EOS)")
     device = next(model.parameters()).device
@@ -273,14 +279,7 @@ def make_eval_hook(
     config = dataclasses.replace(config or EvalConfig(), progress=False)
     if not isinstance(data, EvalData):
         data = load_eval_data(data, forget, config)
-    retain = None
-    if retain_results is not None:
-        retain = (
-            retain_results
-            if isinstance(retain_results, EvalResult)
-            else load_eval_results(retain_results)
-        )
-        check_retain_results(retain, data, None)
+    retain = _retain(retain_results, data, None)
     state: dict[str, Any] = {"reference": reference}
     if isinstance(reference, (str, Path)):
         from npo.llm.model import check_model_dir
