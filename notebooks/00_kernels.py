@@ -25,7 +25,7 @@ import os
 import numpy as np
 import torch
 
-from npo.demo import LandscapeConfig, plot_landscape, run_landscape
+from npo.landscape import LandscapeConfig, plot_landscape, run_landscape
 from npo.losses import npo_loss, npo_weight
 
 FAST = os.environ.get("NPO_FAST", "1") != "0"

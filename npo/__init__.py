@@ -4,24 +4,41 @@ The shared kernels live in :mod:`npo.losses` (loss functions on per-sequence log
 :mod:`npo.logprobs` (logits -> log-probs, chunked) and :mod:`npo.objectives` (weighted lists of
 named terms and the method presets). :mod:`theory`, :mod:`synthetic` and :mod:`npo.llm` all call
 these same function objects.
+
+The names below are loaded on first use, so ``import npo.results`` or ``import npo.config``
+does not import torch.
 """
 
-from npo.losses import LOSSES, dpo_loss, ga_loss, nll_loss, npo_loss, npo_weight, simnpo_loss
-from npo.objectives import PRESETS, Objective, SeqBatch, Term, preset
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "LOSSES",
-    "PRESETS",
-    "Objective",
-    "SeqBatch",
-    "Term",
-    "dpo_loss",
-    "ga_loss",
-    "nll_loss",
-    "npo_loss",
-    "npo_weight",
-    "preset",
-    "simnpo_loss",
-]
+_LAZY = {
+    "LOSSES": "npo.losses",
+    "dpo_loss": "npo.losses",
+    "ga_loss": "npo.losses",
+    "nll_loss": "npo.losses",
+    "npo_loss": "npo.losses",
+    "npo_weight": "npo.losses",
+    "simnpo_loss": "npo.losses",
+    "PRESETS": "npo.objectives",
+    "Objective": "npo.objectives",
+    "SeqBatch": "npo.objectives",
+    "Term": "npo.objectives",
+    "preset": "npo.objectives",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'npo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -28,7 +28,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 def _demo(ns: argparse.Namespace) -> int:
     """The main job on embedded defaults: the loss landscape, the theory figures, then every
     synthetic experiment (the quick subset unless ``--full``), with a summary table."""
-    from npo.demo import LandscapeConfig, plot_landscape, run_landscape
+    from npo.landscape import LandscapeConfig, plot_landscape, run_landscape
     from npo.results import ensure_out_dir, write_figure
 
     out = ensure_out_dir(ns.out)
@@ -40,32 +40,38 @@ def _demo(ns: argparse.Namespace) -> int:
     return _reproduce(argv)
 
 
+def _experiments():
+    """The ``npo reproduce`` registry, assembled from the entries each package exports."""
+    from npo.experiment import registry
+    from synthetic.reproduce import EXPERIMENTS as LOGISTIC
+    from synthetic.transformer_runs import EXPERIMENTS as TRANSFORMER
+
+    return registry(LOGISTIC, TRANSFORMER)
+
+
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
-    from synthetic.experiments import ReproduceConfig
-    from synthetic.reproduce import EXPERIMENTS
+    from npo.experiment import ReproduceConfig
 
     p.add_argument(
-        "names", nargs="+", metavar="NAME", help=f"experiments: all, {', '.join(EXPERIMENTS)}"
+        "names", nargs="+", metavar="NAME", help=f"experiments: all, {', '.join(_experiments())}"
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     add_dataclass_args(p, ReproduceConfig)
 
 
 def _reproduce(ns: argparse.Namespace) -> int:
-    from npo.results import ensure_out_dir
-    from synthetic.experiments import ReproduceConfig
-    from synthetic.figures import write_result
-    from synthetic.plots import PLOTS
-    from synthetic.reproduce import expand, run_experiments
+    from npo.experiment import ReproduceConfig, select
+    from npo.results import ensure_out_dir, write_result
 
     config = dataclass_from_args(ReproduceConfig, ns)  # absent flags keep their defaults
-    expand(ns.names, config)  # validates names and sizes before any work
+    entries = select(_experiments(), ns.names, config)  # validates before any work
     out = ensure_out_dir(ns.out)
     rows = []
-    for name, result in run_experiments(ns.names, config):
-        paths = write_result(result, out, PLOTS[name])
-        print(f"{name}: wrote {', '.join(str(p) for p in paths)}", flush=True)
-        rows.append((name, result.headline))
+    for entry in entries:
+        result = entry.run(config)
+        paths = write_result(result, out, entry.plot)
+        print(f"{entry.name}: wrote {', '.join(str(p) for p in paths)}", flush=True)
+        rows.append((entry.name, result.headline))
     width = max(len(n) for n, _ in rows)
     print("\nSummary")
     for name, headline in rows:

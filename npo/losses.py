@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from npo.validate import positive
+
 __all__ = [
     "LOSSES",
     "LossKernel",
@@ -39,14 +41,19 @@ __all__ = [
 
 
 def check_beta(beta: float, name: str = "beta") -> float:
-    """Return ``beta`` as a float if it is a finite positive number, else raise ``ValueError``."""
-    try:
-        value = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite positive number, got {beta!r}") from None
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite positive number, got {beta!r}")
-    return value
+    """``beta`` as a float if it is a finite positive number.
+
+    Args:
+        beta: the inverse temperature to check.
+        name: the argument's name, used in the message.
+
+    Returns:
+        ``float(beta)``.
+
+    Raises:
+        ValueError: if ``beta`` is not a finite positive number.
+    """
+    return positive(name, beta)
 
 
 def _softplus(x: Tensor) -> Tensor:

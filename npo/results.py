@@ -1,7 +1,9 @@
-"""The one place that writes result files: JSON, PNG figures (with their config JSON beside
-them) and Markdown, atomically, into a directory the caller names. No pickles.
+"""The one place that writes result files: JSON, JSON Lines, PNG figures (with their config
+JSON beside them) and Markdown, atomically, into a directory the caller names. No pickles.
 
-Each package's writer (``synthetic/figures.py``-style) and :mod:`npo.cli` call these.
+Every package and :mod:`npo.cli` write through these functions; :func:`write_result` writes an
+experiment's :class:`~npo.experiment.ExperimentResult` as ``NAME.png`` + ``NAME.json`` +
+``NAME.md``. Only numpy (and matplotlib, inside :func:`write_result`) is imported.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_text",
     "ensure_out_dir",
+    "markdown_table",
     "to_jsonable",
     "write_figure",
     "write_json",
+    "write_jsonl",
+    "write_result",
 ]
 
 
@@ -101,3 +107,99 @@ def write_figure(fig: Any, out_dir: str | os.PathLike, name: str, config: Any = 
     if config is not None:
         write_json(out / f"{name}.config.json", config)
     return png
+
+
+def _jsonl_line(record: Any) -> str:
+    return json.dumps(to_jsonable(record), allow_nan=False) + "\n"
+
+
+def write_jsonl(path: str | os.PathLike, records: Any) -> Path:
+    """Atomically write ``records`` as JSON Lines, one object per line.
+
+    Args:
+        path: the file to write (replaced atomically).
+        records: an iterable of JSON-able objects (see :func:`to_jsonable`).
+
+    Returns:
+        The path written.
+    """
+    return atomic_write_text(path, "".join(_jsonl_line(r) for r in records))
+
+
+def append_jsonl(path: str | os.PathLike, record: Any) -> Path:
+    """Append one record as a JSON line to ``path`` (created if absent).
+
+    Args:
+        path: the JSON Lines file.
+        record: a JSON-able object (see :func:`to_jsonable`).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    line = _jsonl_line(record)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+    return path
+
+
+def _cell(value: Any, column: str = "") -> str:
+    if value is None:  # crossings that never happen; otherwise not applicable
+        return "never" if "_at_0." in column else "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A Markdown table of ``rows`` (the columns of the first row; floats to 4 digits).
+
+    Args:
+        rows: one dict per row.
+
+    Returns:
+        The table's text ("" for no rows).
+    """
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(r.get(c), c) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_result(result: Any, out_dir: str | os.PathLike, plot: Any) -> list[Path]:
+    """Write an experiment's figure(s), JSON and Markdown summary into ``out_dir``.
+
+    ``plot(result)`` returns a Figure, or ``{suffix: Figure}`` written as
+    ``NAME{suffix}.png``; the JSON is :meth:`~npo.experiment.ExperimentResult.to_json`, the
+    Markdown the table and notes.
+
+    Args:
+        result: an :class:`~npo.experiment.ExperimentResult`.
+        out_dir: the output directory (created if needed).
+        plot: the experiment's plot function.
+
+    Returns:
+        The paths written: the PNGs, then the JSON and the Markdown file.
+    """
+    import matplotlib.pyplot as plt
+
+    out = ensure_out_dir(out_dir)
+    drawn = plot(result)
+    figures = drawn if isinstance(drawn, dict) else {"": drawn}
+    pngs = []
+    for suffix, fig in figures.items():
+        try:
+            pngs.append(write_figure(fig, out, f"{result.name}{suffix}"))
+        finally:
+            plt.close(fig)
+    js = write_json(out / f"{result.name}.json", result.to_json())
+    md = [f"# {result.name}", "", markdown_table(result.table), ""]
+    md += [f"- {n}" for n in result.notes]
+    names = ", ".join(f"`{p.name}`" for p in pngs)
+    md += ["", f"Figures: {names}; data: `{js.name}`.", ""]
+    mdp = atomic_write_text(out / f"{result.name}.md", "\n".join(md))
+    return [*pngs, js, mdp]

@@ -18,9 +18,8 @@ from dataclasses import asdict
 
 import numpy as np
 
+from npo.experiment import ExperimentResult, ReproduceConfig
 from synthetic.experiments import (
-    ExperimentResult,
-    ReproduceConfig,
     base_config,
     from_curves,
     references,

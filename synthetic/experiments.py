@@ -1,7 +1,7 @@
 """The paper's synthetic experiments (Sec. 4, App. B/D) and two beyond it, as data.
 
 Each ``run_<name>(config)`` returns an :class:`ExperimentResult` (curves summarised over seeds,
-a table, notes); :mod:`synthetic.plots` draws it and :mod:`synthetic.figures` writes it. Nothing
+a table, notes); :mod:`synthetic.plots` draws it and :func:`npo.results.write_result` writes it. Nothing
 here parses arguments, prints or writes files.
 
 Settings follow the paper's Table 1 (:data:`TABLE1`). SimNPO is not in the paper's synthetic
@@ -12,13 +12,11 @@ its loss is NPO's with ``log pi_ref`` replaced by the constant ``-gamma/beta``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import asdict
 
 import numpy as np
 
-from npo.objectives import PRESETS
+from npo.experiment import ExperimentResult, ReproduceConfig
 from synthetic.data import Task, TaskConfig, make_task
 from synthetic.models import References, train_references
 from synthetic.runner import METRICS, Curves, MethodSpec, RunConfig, run_unlearning
@@ -26,7 +24,6 @@ from synthetic.stats import crossing, median_curve, summarize
 from theory.dynamics import fit_divergence
 
 __all__ = [
-    "PAPER_EXPERIMENTS",
     "TABLE1",
     "ExperimentResult",
     "ReproduceConfig",
@@ -46,85 +43,6 @@ TABLE1 = {
 }
 CROSSING_LEVEL = 0.02
 REF_GRAD_TOL = 1e-2  # pi_ref/pi_retr must reach this full-gradient norm
-
-
-@dataclass(frozen=True)
-class ReproduceConfig:
-    """Options shared by every synthetic experiment."""
-
-    seeds: int = field(
-        default=5, metadata={"help": "number of seeds (0..N-1; theorem2 uses 8 instances)"}
-    )
-    steps: int | None = field(
-        default=None,
-        metadata={"help": "override every experiment's step count (theorem2: GD steps)"},
-    )
-    eval_every: int | None = field(
-        default=None,
-        metadata={"help": "evaluate every N steps (fig4/fig9/fig3: 25, transformer: 10)"},
-    )
-    ref_steps: int = field(default=20000, metadata={"help": "GD steps for pi_ref and pi_retr"})
-    methods: tuple[str, ...] = field(
-        default=(),
-        metadata={"help": "methods of fig4/fig9/transformer (preset keys; default: all of fig4's)"},
-    )
-    lr: float | None = field(
-        default=None,
-        metadata={"help": "override the learning rate of fig4/fig9 (Table 1) and transformer"},
-    )
-    beta: float | None = field(
-        default=None, metadata={"help": "override beta in fig4/fig9 (Table 1) and transformer"}
-    )
-    optimizer: Literal["adamw", "sgd"] = field(
-        default="adamw", metadata={"help": "transformer: unlearning optimizer"}
-    )
-    cache_dir: str | None = field(
-        default=None,
-        metadata={"help": "transformer: cache of data, models, runs ($NPO_CACHE_DIR/transformer)"},
-    )
-    quick: bool = field(default=False, metadata={"help": "smaller sizes (a few minutes for all)"})
-    progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
-
-    def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
-        for m in self.methods:
-            if m not in PRESETS:
-                raise ValueError(f"unknown method {m!r}; valid: {sorted(PRESETS)}")
-        object.__setattr__(self, "methods", tuple(self.methods))
-        if len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"methods must be distinct, got {list(self.methods)}")
-        for name in ("lr", "beta"):
-            value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite positive number, got {value}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if (self.eval_every is not None and self.eval_every < 1) or self.ref_steps < 1:
-            raise ValueError("eval_every and ref_steps must be >= 1")
-
-    def n_steps(self, full: int, quick: int) -> int:
-        return self.steps or (quick if self.quick else full)
-
-    @property
-    def seed_list(self) -> tuple[int, ...]:
-        """Seeds 0..N-1; ``quick`` uses at most 3."""
-        return tuple(range(min(self.seeds, 3) if self.quick else self.seeds))
-
-
-@dataclass(frozen=True)
-class ExperimentResult:
-    """``curves[method][metric]`` = summary over seeds (:func:`synthetic.stats.summarize`)."""
-
-    name: str
-    config: dict
-    steps: np.ndarray
-    curves: dict[str, dict[str, dict[str, np.ndarray]]]
-    table: list[dict]
-    notes: list[str] = field(default_factory=list)
-    extras: dict = field(default_factory=dict)
-    headline: str = ""
-    failed_runs: dict = field(default_factory=dict)  # method -> [{"seed", "step"}]
 
 
 def table1_specs(
@@ -333,11 +251,3 @@ def run_fig3(config: ReproduceConfig) -> ExperimentResult:
         f"{r['beta']:g}: {r['max_forget_gap_to_ga']:.3g}" for r in rows
     )
     return from_curves("fig3", cfg, curves, rows, notes, headline=headline)
-
-
-PAPER_EXPERIMENTS: dict[str, Callable[[ReproduceConfig], ExperimentResult]] = {
-    "fig4-alpha1": run_fig4_alpha1,
-    "fig4-alpha0": run_fig4_alpha0,
-    "fig9": run_fig9,
-    "fig3": run_fig3,
-}

@@ -8,10 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from synthetic.experiments import ExperimentResult
+from npo.experiment import ExperimentResult
 
 __all__ = [
-    "PLOTS",
     "plot_beta_rate",
     "plot_curves",
     "plot_fig3",
@@ -156,21 +155,3 @@ def plot_theorem2_result(result: ExperimentResult, ax=None) -> Figure:
     from theory.plots import plot_theorem2
 
     return plot_theorem2(result.extras["theorem2"], ax=ax)
-
-
-PLOTS = {
-    "fig4-alpha1": plot_fig4,
-    "fig4-alpha0": plot_fig4,
-    "fig9": plot_fig9,
-    "fig3": plot_fig3,
-    "optimizers": plot_optimizers,
-    "beta-rate": plot_beta_rate,
-    "theorem2": plot_theorem2_result,
-    "transformer": lambda result: _transformer_plot(result),
-}
-
-
-def _transformer_plot(result: ExperimentResult):
-    from synthetic.transformer_plots import plot_transformer
-
-    return plot_transformer(result)

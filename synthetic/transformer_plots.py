@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from synthetic.experiments import ExperimentResult
+from npo.experiment import ExperimentResult
 
 __all__ = [
     "plot_transformer",

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.experiments import ExperimentResult, verdict
+from npo.experiment import Experiment, ExperimentResult, ReproduceConfig
+from synthetic.experiments import verdict
 from synthetic.stats import summarize
 from synthetic.transformer_task import (
     TransformerConfig,
@@ -26,7 +27,7 @@ from synthetic.transformer_task import (
     train_models,
 )
 
-__all__ = ["CURVE_METRICS", "run_transformer"]
+__all__ = ["CURVE_METRICS", "EXPERIMENTS", "run_transformer", "transformer_config"]
 
 CURVE_METRICS = (
     "forget_quality",
@@ -273,3 +274,46 @@ def _headline(rows: list[dict], drift: dict) -> str:
     sgd = {k: v["verdict"] for k, v in drift["verdicts"].items() if k.endswith("/sgd")}
     drift_txt = ", ".join(f"{k.split('/')[0]} {v}" for k, v in sgd.items())
     return "; ".join([*parts, f"SGD drift {drift_txt}"])
+
+
+def _run_experiment(config: ReproduceConfig) -> ExperimentResult:
+    """``transformer``: this task with the shared options mapped onto its own config
+    (``--steps``: unlearning steps, ``--methods``, ``--lr``, ``--beta``, ``--optimizer``,
+    ``--eval-every``, ``--quick``, ``--cache-dir``)."""
+    return run_transformer(transformer_config(config))
+
+
+def transformer_config(config: ReproduceConfig) -> TransformerConfig:
+    """The :class:`TransformerConfig` of ``npo reproduce transformer``'s shared options."""
+    pairs = (("lr", config.lr), ("beta", config.beta), ("cache_dir", config.cache_dir))
+    extra = {k: v for k, v in pairs if v is not None}
+    return TransformerConfig(
+        quick=config.quick,
+        steps=config.steps,
+        methods=config.methods or None,
+        optimizer=config.optimizer,
+        eval_every=config.eval_every or 10,
+        progress=config.progress,
+        **extra,
+    )
+
+
+def _check(config: ReproduceConfig) -> None:
+    transformer_config(config)  # validates the task's options before any work
+
+
+def _plot(result: ExperimentResult) -> dict:
+    from synthetic.transformer_plots import plot_transformer
+
+    return plot_transformer(result)
+
+
+EXPERIMENTS = (
+    Experiment(
+        "transformer",
+        _run_experiment,
+        _plot,
+        summary="TOFU in miniature on a tiny transformer",
+        check=_check,
+    ),
+)

@@ -10,23 +10,24 @@ import numpy as np
 import torch
 
 from npo.cli import main
-from npo.demo import LandscapeConfig, run_landscape
+from npo.landscape import LandscapeConfig, run_landscape
 from npo.losses import npo_weight
 
 
 def test_demo_writes_every_figure_and_a_summary(tmp_path, capsys):
-    from synthetic.reproduce import EXPERIMENTS
+    from npo.cli import _experiments
 
+    names = list(_experiments())
     assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
     assert (tmp_path / "landscape.png").stat().st_size > 10_000
     config = json.loads((tmp_path / "landscape.config.json").read_text())
     assert config["betas"] == [0.1, 0.5, 1.0, 2.0, 5.0]
     assert (tmp_path / "theory_theorem2.png").is_file()
-    for name in EXPERIMENTS:
+    for name in names:
         for ext in ("png", "json", "md"):
             assert (tmp_path / f"{name}.{ext}").is_file(), f"{name}.{ext}"
     out = capsys.readouterr().out
-    assert "Summary" in out and all(name in out for name in EXPERIMENTS)
+    assert "Summary" in out and all(name in out for name in names)
 
 
 def test_landscape_weight_is_autograd_of_the_kernel():

@@ -1,15 +1,20 @@
-"""Input validation shared by the theory functions: arrays of finite values with a sign
-condition, and a ``ValueError`` that names the offending argument."""
+"""Array checks of the vectorized theory functions, in the message style of
+:mod:`npo.validate` (which holds the scalar checks): each raises ``ValueError`` naming the
+offending argument."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from npo.validate import integer
 
 __all__ = ["as_array", "finite", "nonnegative", "positive", "positive_int", "scalar_out"]
 
 
-def as_array(name: str, value) -> np.ndarray:
-    """``value`` as a float64 array; ``ValueError`` naming ``name`` if it is not numeric."""
+def as_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a non-empty float64 array (``ValueError`` naming ``name`` if not numeric)."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -19,43 +24,36 @@ def as_array(name: str, value) -> np.ndarray:
     return arr
 
 
-def finite(name: str, value) -> np.ndarray:
-    """``value`` as a float64 array of finite values (``ValueError`` naming ``name`` if not)."""
+def finite(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array of finite values."""
     arr = as_array(name, value)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {_show(arr, ~np.isfinite(arr))}")
     return arr
 
 
-def positive(name: str, value) -> np.ndarray:
+def positive(name: str, value: Any) -> np.ndarray:
     """Finite and > 0 (e.g. ``beta``, ``K``, ``lr``)."""
     arr = finite(name, value)
     if np.any(arr <= 0):
-        raise ValueError(f"{name} must be positive, got {_show(arr, arr <= 0)}")
+        raise ValueError(f"{name} must be a finite positive number, got {_show(arr, arr <= 0)}")
     return arr
 
 
-def nonnegative(name: str, value) -> np.ndarray:
+def nonnegative(name: str, value: Any) -> np.ndarray:
     """Finite and >= 0 (e.g. times ``t``, divergences ``D``)."""
     arr = finite(name, value)
     if np.any(arr < 0):
-        raise ValueError(f"{name} must be nonnegative, got {_show(arr, arr < 0)}")
+        raise ValueError(f"{name} must be a finite number >= 0, got {_show(arr, arr < 0)}")
     return arr
 
 
-def positive_int(name: str, value, *, minimum: int = 1) -> int:
+def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """An integer >= ``minimum`` (booleans and non-integral floats are refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return integer(name, value, minimum=minimum)
 
 
-def scalar_out(out: np.ndarray):
+def scalar_out(out: np.ndarray) -> Any:
     """A 0-d result as a Python float, anything else unchanged."""
     return float(out) if np.ndim(out) == 0 else out
 
