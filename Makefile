@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: venv demo test test-slow test-all lint format bench clean
+.PHONY: venv demo test test-slow test-all lint docs format bench clean
 
 venv: $(STAMP)
 
@@ -24,10 +24,11 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/npo demo --out results
 
-test: venv
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+# Static checks, the default test suite, then the documentation (it renders the notebooks
+# the suite executed).
+test: lint
 	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider --durations=15
+	$(MAKE) --no-print-directory docs SPHINXOPTS="-W --keep-going -n -q"
 
 test-slow: venv
 	$(BIN)/python -m pytest -m "slow and not gpu" -p no:cacheprovider
@@ -38,6 +39,12 @@ test-all: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
+
+SPHINXOPTS ?= -q
+docs: venv
+	$(BIN)/sphinx-build -b html $(SPHINXOPTS) docs docs/_build/html
 
 format: venv
 	$(BIN)/ruff format .
@@ -47,4 +54,4 @@ bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis *.egg-info docs/_build
