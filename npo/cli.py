@@ -26,8 +26,14 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(ns: argparse.Namespace) -> int:
-    """The main job on embedded defaults: the loss landscape, the theory figures, then every
-    synthetic experiment (the quick subset unless ``--full``), with a summary table."""
+    """The main job on embedded defaults (``npo demo``).
+
+    The loss landscape, the theory figures, then every experiment (the quick size unless
+    ``--full``), with a summary table.
+
+    Returns:
+        The exit status.
+    """
     from npo.landscape import LandscapeConfig, plot_landscape, run_landscape
     from npo.results import ensure_out_dir, write_figure
 
@@ -101,7 +107,7 @@ def _require(p: argparse.ArgumentParser, *dests: str) -> None:
     for action in p._actions:
         if action.dest in dests:
             action.required, action.default = True, None
-            action.help = action.help.rsplit(" (default", 1)[0] + " (required)"
+            action.help = (action.help or "").rsplit(" (default", 1)[0] + " (required)"
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
@@ -274,6 +280,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``npo`` argument parser with one subcommand per entry of :data:`COMMANDS`.
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(
         prog="npo", description="Negative Preference Optimization unlearning toolkit."
     )
@@ -284,6 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``npo`` command line.
+
+    A ``ValueError`` raised by validation anywhere below becomes one ``npo: error: ...`` line on
+    stderr and exit status 2.
+
+    Args:
+        argv: the arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:

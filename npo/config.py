@@ -28,17 +28,38 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 
 
 def add_dataclass_args(
-    parser: argparse.ArgumentParser, cls: type, *, skip: tuple = (), prefix: str = ""
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    *,
+    skip: tuple = (),
+    prefix: str = "",
 ) -> None:
-    """Add a ``--field-name`` option for each field of dataclass ``cls`` (defaults from it);
-    ``prefix="eval-"`` names them ``--eval-field-name`` (dest ``eval_field_name``), so two
-    configs with a common field name can share a parser."""
+    """Add a ``--field-name`` option for each field of dataclass ``cls``.
+
+    Defaults and help come from the fields (``field(metadata={"help": ...})``); booleans become
+    ``--x/--no-x``, ``Literal`` types choices, tuples ``nargs="+"``, optional numbers accept
+    ``none``.
+
+    Args:
+        parser: the parser (or argument group) to add to.
+        cls: the dataclass.
+        skip: field names to leave out.
+        prefix: ``"eval-"`` names the options ``--eval-field-name`` (dest ``eval_field_name``),
+            so two configs with a common field name can share a parser.
+
+    Raises:
+        TypeError: for a field type the command line cannot express.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
         tp, optional = _unwrap_optional(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         flag = "--" + prefix + f.name.replace("_", "-")
         kwargs: dict[str, Any] = {"default": default, "dest": _dest(prefix, f.name)}
         doc = f.metadata.get("help", "")
@@ -68,8 +89,19 @@ def _dest(prefix: str, name: str) -> str:
 def dataclass_from_args(
     cls: type[T], ns: argparse.Namespace, *, prefix: str = "", **extra: Any
 ) -> T:
-    """Build ``cls`` from the parsed namespace (tuples restored; ``prefix`` as given to
-    :func:`add_dataclass_args`); ``extra`` overrides."""
+    """Build ``cls`` from a parsed namespace, so its ``__post_init__`` validation runs.
+
+    Args:
+        cls: the dataclass given to :func:`add_dataclass_args`.
+        ns: the parsed arguments.
+        prefix: as given to :func:`add_dataclass_args`.
+        **extra: field values that override the namespace's.
+
+    Returns:
+        The config instance (tuples restored from lists).
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -82,4 +114,4 @@ def dataclass_from_args(
             value = tuple(value)
         values[f.name] = value
     values.update(extra)
-    return cls(**values)  # type: ignore[call-arg]
+    return cls(**values)

@@ -21,6 +21,8 @@ __all__ = ["LandscapeConfig", "LandscapeData", "plot_landscape", "run_landscape"
 
 @dataclass(frozen=True)
 class LandscapeConfig:
+    """The grid of the loss landscape: betas and the range of log-ratios ``R``."""
+
     betas: tuple[float, ...] = field(
         default=(0.1, 0.5, 1.0, 2.0, 5.0), metadata={"help": "NPO inverse temperatures"}
     )
@@ -41,7 +43,11 @@ class LandscapeConfig:
 
 @dataclass(frozen=True)
 class LandscapeData:
-    """``log_ratio`` (P,); ``npo_loss`` and ``npo_weight`` (len(betas), P); GA's on (P,)."""
+    """The landscape on the grid.
+
+    ``log_ratio`` (P,); ``npo_loss`` and ``npo_weight`` (len(betas), P); GA's loss and weight
+    (P,).
+    """
 
     config: LandscapeConfig
     log_ratio: np.ndarray
@@ -52,6 +58,14 @@ class LandscapeData:
 
 
 def run_landscape(config: LandscapeConfig = LandscapeConfig()) -> LandscapeData:
+    """Evaluate the NPO and GA kernels and their autograd weights on a grid of log-ratios.
+
+    Args:
+        config: the grid.
+
+    Returns:
+        The :class:`LandscapeData`.
+    """
     r = torch.linspace(config.r_min, config.r_max, config.points, dtype=torch.float64)
     ref = torch.zeros_like(r)
     losses, weights = [], []
@@ -75,7 +89,15 @@ def run_landscape(config: LandscapeConfig = LandscapeConfig()) -> LandscapeData:
 
 
 def plot_landscape(data: LandscapeData, ax=None) -> Figure:
-    """Two panels: loss vs R and gradient weight vs R. ``ax``: a pair of Axes or None."""
+    """Two panels: the loss against ``R`` and the gradient weight against ``R``.
+
+    Args:
+        data: from :func:`run_landscape`.
+        ax: a pair of Axes to draw on (None: a new figure).
+
+    Returns:
+        The Figure.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -91,7 +113,7 @@ def plot_landscape(data: LandscapeData, ax=None) -> Figure:
     ax[0].set(
         xlabel="log-ratio R = log pi/pi_ref",
         ylabel="L - L(R=0)",
-        title="loss (minimised), shifted to 0 at R = 0",
+        title="loss (minimized), shifted to 0 at R = 0",
     )
     ax[1].set(
         xlabel="log-ratio R", ylabel="W = dL/dR", title="gradient weight W = 2 sigmoid(beta R)"

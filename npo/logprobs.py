@@ -7,7 +7,7 @@
 - :func:`class_kl`: the same for classifiers.
 
 Memory: an LM's logits are ``(B, T, V)`` with ``V`` in the tens of thousands. A naive
-``log_softmax(logits.float()).gather(...)`` materialises (and autograd saves) a full float32
+``log_softmax(logits.float()).gather(...)`` materializes (and autograd saves) a full float32
 ``(B, T, V)`` tensor, and its backward another. The functions here are custom
 ``torch.autograd.Function`` s that save only the logits and a per-row float32 logsumexp, process
 rows in chunks (each chunk upcast to float32, or float64 for float64 logits), and recompute
@@ -91,18 +91,30 @@ def _check_labels(logits: Tensor, labels: Tensor, ignore_index: int) -> None:
     if bool(bad.any()):
         value = int(labels[bad][0])
         raise ValueError(
-            f"label {value} is outside the vocabulary of size {vocab} (logits {tuple(logits.shape)});"
-            " tokenizer and model vocabularies probably differ"
+            f"label {value} is outside the vocabulary of size {vocab} (logits "
+            f"{tuple(logits.shape)}); tokenizer and model vocabularies probably differ"
         )
 
 
 def token_logprobs(
     logits: Tensor, labels: Tensor, *, ignore_index: int = -100, chunk_rows: int | None = None
 ) -> Tensor:
-    """Log-likelihood of each label under ``logits``, **no shift**, 0 where ignored.
+    """Log-likelihood of each label under ``logits``, with **no shift**, 0 where ignored.
 
-    ``logits`` (..., V), ``labels`` (...) -> (...) in float32 (float64 for float64 logits).
-    Chunked as described in the module docstring.
+    ``out[..., t] = log_softmax(logits[..., t, :])[labels[..., t]]``, chunked over rows as the
+    module docstring describes (no full float32 ``(..., V)`` log-softmax).
+
+    Args:
+        logits: ``(..., V)`` logits of any float dtype.
+        labels: ``(...)`` integer labels; ``ignore_index`` marks positions without a target.
+        ignore_index: the label value that is ignored.
+        chunk_rows: rows per chunk (None: about 8 MiB of float32 on the CPU, 64 MiB elsewhere).
+
+    Returns:
+        ``(...)`` log-probs in float32 (float64 for float64 logits), with autograd.
+
+    Raises:
+        ValueError: if shapes do not match, labels are not integers or lie outside the vocabulary.
     """
     _check_labels(logits, labels, ignore_index)
     vocab = logits.shape[-1]
@@ -116,9 +128,8 @@ def token_logprobs(
 
 
 def _shift(labels: Tensor, ignore_index: int) -> Tensor:
-    """Labels for position t become those of t+1; the last position is ignored.
-
-    Shifting the labels instead of slicing the logits keeps the logits a contiguous view."""
+    # Labels for position t become those of t+1; the last position is ignored. Shifting the
+    # labels instead of slicing the logits keeps the logits a contiguous view.
     pad = torch.full_like(labels[..., :1], ignore_index)
     return torch.cat([labels[..., 1:], pad], dim=-1)
 
@@ -134,12 +145,23 @@ def sequence_logprobs(
     """Summed per-sequence log-likelihood of a causal LM's labels.
 
     ``logps[b] = sum_t log softmax(logits[b, t])[labels[b, t+1]]`` over the positions whose
-    (shifted) label is not ``ignore_index``: the sum, not the mean, over answer tokens; divide
-    by ``n_tokens`` for the length-normalised form. ``shift=False`` if the labels are already
-    aligned with the logits.
+    (shifted) label is not ``ignore_index``: the sum, not the mean, over answer tokens; divide by
+    ``n_tokens`` for the length-normalized form. The labels are shifted, not the logits, which
+    stay a contiguous view.
 
-    Shapes: ``logits`` (B, T, V) any float dtype, ``labels`` (B, T) ->
-    ``(logps (B,) float32/float64 with autograd, n_tokens (B,) int64)``.
+    Args:
+        logits: ``(B, T, V)`` logits of any float dtype.
+        labels: ``(B, T)`` labels aligned with the inputs (-100 on prompt and padding).
+        ignore_index: the label value that is ignored.
+        shift: shift the labels by one position (False if they are already aligned with the
+            logits' predictions).
+        chunk_rows: rows per chunk, as in :func:`token_logprobs`.
+
+    Returns:
+        ``(logps, n_tokens)``: ``(B,)`` float32/float64 with autograd, and ``(B,)`` int64.
+
+    Raises:
+        ValueError: for shapes other than ``(B, T, V)`` and ``(B, T)``, or bad labels.
     """
     if logits.dim() != 3 or labels.dim() != 2:
         raise ValueError(
@@ -155,9 +177,19 @@ def sequence_logprobs(
 def class_logprobs(logits: Tensor, labels: Tensor) -> Tensor:
     """Log-probability of each label for a classifier.
 
-    Binary: ``logits`` (...) are logits of class 1, ``labels`` (...) in {0, 1}:
-    ``log pi(y|x) = logsigmoid((2y - 1) * z)``. K-class: ``logits`` (..., K), ``labels`` (...)
-    integer: ``log_softmax(logits)[y]``. Returns (...) with autograd.
+    Binary: ``logits`` (...) are logits of class 1, ``labels`` (...) in {0, 1}, and
+    ``log pi(y|x) = logsigmoid((2y - 1) z)``. K-class: ``logits`` (..., K), ``labels`` (...)
+    integers, and ``log pi(y|x) = log_softmax(logits)[y]``.
+
+    Args:
+        logits: ``(...)`` binary logits or ``(..., K)`` class logits.
+        labels: ``(...)`` labels.
+
+    Returns:
+        ``(...)`` log-probabilities with autograd.
+
+    Raises:
+        ValueError: for labels outside {0, 1} (binary) or the classes, or mismatched shapes.
     """
     if logits.shape == labels.shape:
         if not bool(((labels == 0) | (labels == 1)).all()):
@@ -233,12 +265,24 @@ def token_kl(
 ) -> Tensor:
     """Per-sequence KL summed over the masked positions, with autograd through the policy.
 
-    ``direction="ref||policy"``: ``KL(pi_ref || pi_theta) = sum_v q_v (log q_v - log p_v)``
-    per position (the official NPO code's ``+KL`` term); ``"policy||ref"`` the reverse.
-    ``ref_logits`` are treated as constants. No shift: pass the mask of the positions whose
-    next-token distributions should match (e.g. the shifted answer-label mask).
+    ``direction="ref||policy"``: ``KL(pi_ref || pi_theta) = sum_v q_v (log q_v - log p_v)`` per
+    position (the official NPO code's ``+KL`` term); ``"policy||ref"`` the reverse. The
+    reference logits are constants. No shift: pass the mask of the positions whose next-token
+    distributions should match (e.g. the shifted answer-label mask). Chunked like
+    :func:`token_logprobs`; entries of probability 0 (logits of -inf) contribute 0.
 
-    Shapes: ``policy_logits``, ``ref_logits`` (B, T, V); ``mask`` (B, T) bool -> (B,).
+    Args:
+        policy_logits: ``(B, T, V)`` logits of the trained model.
+        ref_logits: ``(B, T, V)`` logits of the reference model.
+        mask: ``(B, T)`` bool, the positions to compare.
+        direction: ``"ref||policy"`` or ``"policy||ref"``.
+        chunk_rows: rows per chunk, as in :func:`token_logprobs`.
+
+    Returns:
+        ``(B,)`` summed KL per sequence.
+
+    Raises:
+        ValueError: for an unknown ``direction`` or mismatched shapes.
     """
     if direction not in ("ref||policy", "policy||ref"):
         raise ValueError(f"direction must be 'ref||policy' or 'policy||ref', got {direction!r}")
@@ -261,8 +305,16 @@ def class_kl(
 ) -> Tensor:
     """KL between two binary classifiers' output distributions, per sample, with autograd.
 
-    ``policy_logits``, ``ref_logits`` (...) are logits of class 1 (``ref`` treated as a
-    constant); ``direction`` as in :func:`token_kl`. Returns (...).
+    Args:
+        policy_logits: ``(...)`` logits of class 1 under the trained model.
+        ref_logits: ``(...)`` logits of class 1 under the reference (a constant).
+        direction: ``"ref||policy"`` or ``"policy||ref"``, as in :func:`token_kl`.
+
+    Returns:
+        ``(...)`` KL per sample.
+
+    Raises:
+        ValueError: for an unknown ``direction`` or mismatched shapes.
     """
     if policy_logits.shape != ref_logits.shape:
         raise ValueError(

@@ -62,6 +62,9 @@ def _softplus(x: Tensor) -> Tensor:
     ``F.softplus`` returns ``x`` itself above its threshold (20), which puts an error of
     ``e^-20`` in the loss and rounds the gradient to exactly 1 there; ``logaddexp`` is exact
     and its gradient is ``sigmoid(x)``.
+
+    Returns:
+        ``softplus(x)``, the shape of ``x``.
     """
     return torch.logaddexp(x, torch.zeros_like(x))
 
@@ -74,31 +77,43 @@ def _check_same_shape(**tensors: Tensor) -> None:
 
 
 def ga_loss(policy_logps: Tensor) -> Tensor:
-    """Gradient ascent (paper Eq. 1): ``L_GA = log pi_theta(y|x)``.
+    """Gradient ascent (paper Eq. 1): ``L_GA = log pi_theta(y|x)``, per sequence.
 
-    Minimising it lowers the forget log-likelihood; it is unbounded below, which is why GA
-    collapses. Gradient w.r.t. ``policy_logps`` is 1 everywhere.
+    Minimizing it lowers the forget log-likelihood; it is unbounded below, which is why GA
+    collapses. Its gradient with respect to ``policy_logps`` is 1 everywhere (``W = 1``).
 
-    Shapes: ``policy_logps`` S -> S.
+    Args:
+        policy_logps: ``log pi_theta(y|x)`` per sequence, shape ``S`` (usually ``(B,)``).
+
+    Returns:
+        The unreduced loss, shape ``S``.
     """
     return policy_logps
 
 
 def nll_loss(logps: Tensor) -> Tensor:
-    """Negative log-likelihood ``-log pi_theta(y|x)`` (the retain term ``+RT``, the IDK term).
+    """Negative log-likelihood ``-log pi_theta(y|x)``: the retain term of ``+RT``, the IDK term.
 
-    Shapes: ``logps`` S -> S.
+    Args:
+        logps: ``log pi_theta(y|x)`` per sequence, shape ``S``.
+
+    Returns:
+        The unreduced loss ``-logps``, shape ``S``.
     """
     return -logps
 
 
 def kl_loss(kl: Tensor) -> Tensor:
-    """Retain KL term of ``+KL`` objectives: the precomputed per-sequence KL, as a loss.
+    """The retain KL term of ``+KL`` objectives: the precomputed per-sequence KL, as a loss.
 
     ``kl`` is ``KL(pi_ref || pi_theta)`` summed over the sequence's tokens, as returned by
     :func:`npo.logprobs.token_kl` (or :func:`npo.logprobs.class_kl` for classifiers).
 
-    Shapes: ``kl`` S -> S.
+    Args:
+        kl: the per-sequence KL, shape ``S``.
+
+    Returns:
+        The unreduced loss (``kl`` itself), shape ``S``.
     """
     return kl
 
@@ -106,12 +121,22 @@ def kl_loss(kl: Tensor) -> Tensor:
 def npo_loss(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tensor:
     """Negative Preference Optimization (paper Eq. 3), per sequence.
 
-    ``L = (2/beta) * log(1 + (pi_theta/pi_ref)^beta) = (2/beta) * softplus(beta * R)``,
+    ``L = (2/beta) log(1 + (pi_theta/pi_ref)^beta) = (2/beta) softplus(beta R)`` with
     ``R = policy_logps - ref_logps``. ``L >= 0``; at ``R = 0`` it is ``2 ln 2 / beta``.
     ``dL/dR = npo_weight = 2 sigmoid(beta R)`` in (0, 2). As ``beta -> 0``,
-    ``L - 2 ln2/beta -> R`` (GA, Proposition 1); as ``beta -> inf``, ``L -> 2 max(R, 0)``.
+    ``L - 2 ln 2/beta -> R`` (GA, Proposition 1); as ``beta -> inf``, ``L -> 2 max(R, 0)``.
+    The softplus is computed as ``logaddexp(x, 0)``, exact at every ``x``.
 
-    Shapes: ``policy_logps`` S, ``ref_logps`` S -> S.
+    Args:
+        policy_logps: ``log pi_theta(y|x)`` per sequence, shape ``S``.
+        ref_logps: ``log pi_ref(y|x)`` per sequence, shape ``S`` (no gradient needed).
+        beta: inverse temperature, a finite number > 0.
+
+    Returns:
+        The unreduced loss, shape ``S``.
+
+    Raises:
+        ValueError: if ``beta`` is not a finite positive number or the shapes differ.
     """
     beta = check_beta(beta)
     _check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
@@ -119,14 +144,23 @@ def npo_loss(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tensor:
 
 
 def npo_weight(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tensor:
-    """NPO's adaptive gradient weight ``W = dL_NPO/d(log pi) = 2 sigmoid(beta * R)``.
+    """NPO's adaptive gradient weight ``W = dL_NPO/d(log pi) = 2 sigmoid(beta R)``.
 
-    ``grad L_NPO = W * grad log pi_theta``: W = 1 at ``pi = pi_ref`` (the first NPO step is a
+    ``grad L_NPO = W grad log pi_theta``: ``W = 1`` at ``pi = pi_ref`` (the first NPO step is a
     GA step) and ``W ~ 2 (pi/pi_ref)^beta -> 0`` as the forget likelihood falls, which is what
-    slows NPO's divergence. Not a loss; it keeps autograd, so call it under ``torch.no_grad()``
-    when logging.
+    slows NPO's divergence (Sec. 3; the sign as in the appendix derivation). Not a loss; it keeps
+    autograd, so call it under ``torch.no_grad()`` when logging.
 
-    Shapes: ``policy_logps`` S, ``ref_logps`` S -> S, values in [0, 2].
+    Args:
+        policy_logps: ``log pi_theta(y|x)`` per sequence, shape ``S``.
+        ref_logps: ``log pi_ref(y|x)`` per sequence, shape ``S``.
+        beta: inverse temperature, a finite number > 0.
+
+    Returns:
+        ``W``, shape ``S``, values in [0, 2].
+
+    Raises:
+        ValueError: if ``beta`` is not a finite positive number or the shapes differ.
     """
     beta = check_beta(beta)
     _check_same_shape(policy_logps=policy_logps, ref_logps=ref_logps)
@@ -136,13 +170,23 @@ def npo_weight(policy_logps: Tensor, ref_logps: Tensor, *, beta: float) -> Tenso
 def simnpo_loss(
     policy_logps: Tensor, lengths: Tensor, *, beta: float, gamma: float = 0.0
 ) -> Tensor:
-    """SimNPO (Fan et al. 2024, arXiv 2410.07163): reference-free, length-normalised NPO.
+    """SimNPO (Fan et al. 2024, arXiv 2410.07163): reference-free, length-normalized NPO.
 
-    ``L = -(2/beta) * logsigmoid(-(beta/|y|) * log pi_theta(y|x) - gamma)``, ``|y|`` the
-    number of answer tokens (``lengths``, > 0). Gradient w.r.t. ``log pi`` is
-    ``(2/|y|) * sigmoid((beta/|y|) log pi + gamma)``.
+    ``L = -(2/beta) logsigmoid(-(beta/|y|) log pi_theta(y|x) - gamma)``, ``|y|`` the number of
+    answer tokens (``lengths``, > 0). Its gradient with respect to ``log pi`` is
+    ``(2/|y|) sigmoid((beta/|y|) log pi + gamma)``.
 
-    Shapes: ``policy_logps`` S, ``lengths`` S -> S.
+    Args:
+        policy_logps: ``log pi_theta(y|x)`` per sequence (summed over tokens), shape ``S``.
+        lengths: answer tokens per sequence, shape ``S``, all > 0.
+        beta: inverse temperature, a finite number > 0.
+        gamma: the reward margin, finite.
+
+    Returns:
+        The unreduced loss, shape ``S``.
+
+    Raises:
+        ValueError: for a bad ``beta`` or ``gamma``, differing shapes or a zero length.
     """
     beta = check_beta(beta)
     _check_same_shape(policy_logps=policy_logps, lengths=lengths)
@@ -162,14 +206,25 @@ def dpo_loss(
     *,
     beta: float,
 ) -> Tensor:
-    """DPO as the NPO paper uses it (Eq. 2, scaled as in its code): the forget answer is the
-    rejected side, an "I don't know" answer the chosen side.
+    """DPO as the NPO paper uses it (Eq. 2, scaled by 2 as in its code).
 
-    ``L = -(2/beta) * logsigmoid(beta * (R_chosen - R_rejected))`` with
+    The forget answer is the rejected side, an "I don't know" answer the chosen side:
+    ``L = -(2/beta) logsigmoid(beta (R_chosen - R_rejected))`` with
     ``R = log pi_theta - log pi_ref`` for each side. Dropping the chosen term and keeping the
-    2/beta gives :func:`npo_loss`.
+    ``2/beta`` gives :func:`npo_loss`.
 
-    Shapes: four tensors of shape S -> S.
+    Args:
+        chosen_logps: ``log pi_theta`` of the chosen answers, shape ``S``.
+        chosen_ref_logps: ``log pi_ref`` of the chosen answers, shape ``S``.
+        rejected_logps: ``log pi_theta`` of the rejected (forget) answers, shape ``S``.
+        rejected_ref_logps: ``log pi_ref`` of the rejected answers, shape ``S``.
+        beta: inverse temperature, a finite number > 0.
+
+    Returns:
+        The unreduced loss, shape ``S``.
+
+    Raises:
+        ValueError: if ``beta`` is not a finite positive number or the shapes differ.
     """
     beta = check_beta(beta)
     _check_same_shape(
@@ -186,11 +241,11 @@ def dpo_loss(
 class LossKernel:
     """A registered kernel: the function and what it reads.
 
-    ``args`` maps each tensor argument of ``fn`` to ``(side, field)``: ``side`` is
-    ``"source"`` (the data the term reads) or ``"chosen"`` (the paired data of a preference
-    kernel); ``field`` is a field of :class:`npo.objectives.SeqBatch`. ``hparams`` are the
-    keyword hyperparameters ``fn`` accepts. ``linear`` kernels (output linear in the input)
-    may be averaged over tokens across a batch.
+    ``args`` maps each tensor argument of ``fn`` to ``(side, field)``: ``side`` is ``"source"``
+    (the data the term reads) or ``"chosen"`` (the paired data of a preference kernel); ``field``
+    is a field of :class:`npo.objectives.SeqBatch`. ``hparams`` are the keyword hyperparameters
+    ``fn`` accepts. ``linear`` kernels (output linear in the input) may be averaged over tokens
+    across a batch.
     """
 
     fn: Callable[..., Tensor]

@@ -137,15 +137,25 @@ class Term:
         """Fields this term reads, by source name."""
         out: dict[str, set[str]] = {}
         for side, fld in LOSSES[self.loss].args.values():
-            src = self.source if side == "source" else self.chosen
-            out.setdefault(src, set()).add(fld)
+            out.setdefault(self.source_of(side), set()).add(fld)
         return out
+
+    def source_of(self, side: str) -> str:
+        """The data source a kernel argument of ``side`` (``source`` or ``chosen``) reads."""
+        src = self.source if side == "source" else self.chosen
+        if src is None:  # refused by __post_init__ for kernels with a chosen side
+            raise ValueError(f"term {self.name!r} has no {side} source")
+        return src
 
 
 @dataclass(frozen=True)
 class ObjectiveOutput:
-    """``loss``: weighted sum of the terms, shape ``(...)`` (leading run dims; ``()`` usually).
-    ``terms``: each term's reduced, *unweighted* value, by :attr:`Term.name`."""
+    """The value of an objective.
+
+    ``loss`` is the weighted sum of the terms, shape ``(...)`` (the leading run dimensions;
+    usually ``()``); ``terms`` holds each term's reduced, *unweighted* value by
+    :attr:`Term.name`.
+    """
 
     loss: Tensor
     terms: dict[str, Tensor]
@@ -194,8 +204,20 @@ class Objective:
         *,
         counts: Mapping[str, tuple[float, float]] | None = None,
     ) -> ObjectiveOutput:
-        """Evaluate. ``counts`` optionally overrides, per source, the ``(n_sequences,
-        n_tokens)`` that reductions divide by (data-parallel training passes global counts)."""
+        """Evaluate the objective on per-source sequence statistics.
+
+        Args:
+            batch: ``{source: SeqBatch}`` with the fields :meth:`needs` names.
+            counts: per source, the ``(n_sequences, n_tokens)`` that reductions divide by instead
+                of the batch's own (data-parallel training passes the global counts).
+
+        Returns:
+            The :class:`ObjectiveOutput`.
+
+        Raises:
+            ValueError: if a source or field a term reads is missing, or a sequence has no answer
+                tokens.
+        """
         for src in self.needs():
             if src in batch:
                 _check_tokens(batch[src], src)
@@ -205,7 +227,7 @@ class Objective:
             kernel = LOSSES[term.loss]
             kwargs = {}
             for arg, (side, fld) in kernel.args.items():
-                src = term.source if side == "source" else term.chosen
+                src = term.source_of(side)
                 value = _field(batch, src, fld, term)
                 if term.reduction == "mean" and fld in ("logps", "ref_logps", "kl"):
                     value = value / batch[src].tokens()
@@ -261,10 +283,22 @@ def objective_from_terms(
 ) -> Objective:
     """Build an objective from ``[(term_key, weight), ...]``.
 
-    Term keys: ``ga``, ``npo``, ``simnpo``, ``dpo`` (forget rejected, IDK chosen), ``idk_nll``,
-    ``retain_nll``, ``retain_kl``. ``beta``/``gamma`` go to the kernels that take them.
-    ``reduction=None`` uses the official code's per-kernel choice; otherwise ``"sum"``,
-    ``"mean"`` or (linear kernels only) ``"token"`` for every term.
+    Term keys: ``ga``, ``npo``, ``simnpo``, ``dpo`` (forget answer rejected, IDK answer chosen),
+    ``idk_nll``, ``retain_nll``, ``retain_kl``.
+
+    Args:
+        pairs: ``(term key, weight)`` pairs.
+        beta: inverse temperature, given to the kernels that take it.
+        gamma: SimNPO's margin, given to the kernels that take it.
+        reduction: None for the official code's per-kernel choice (``sum`` for ``npo``/``dpo``,
+            ``token`` for ``ga`` and the NLL/KL terms); otherwise ``"sum"``, ``"mean"`` or (linear
+            kernels only) ``"token"`` for every term.
+
+    Returns:
+        The :class:`Objective`.
+
+    Raises:
+        ValueError: for an unknown term key or an invalid term.
     """
     terms = []
     for key, weight in pairs:
@@ -288,11 +322,23 @@ def preset(
     kl_weight: float = 1.0,
     reduction: str | None = None,
 ) -> Objective:
-    """The objective of a method key (``npo+rt`` ...), with its weights overridable.
+    """The objective of a method key (``npo+rt``, ...), with its weights overridable.
 
-    ``forget_weight`` scales the forget-side term (``ga``/``npo``/``simnpo``/``dpo``/``idk_nll``),
-    ``retain_weight`` the retain NLL (the paper uses 5 at forget50 and 12 at forget90),
-    ``kl_weight`` the retain KL.
+    Args:
+        name: a key of :data:`PRESETS`.
+        beta: inverse temperature of ``npo``/``simnpo``/``dpo``.
+        gamma: SimNPO's margin.
+        forget_weight: scales the forget-side term (``ga``/``npo``/``simnpo``/``dpo``/``idk_nll``).
+        retain_weight: weight of the retain NLL (the paper uses 5 at forget50 and 12 at
+            forget90).
+        kl_weight: weight of the retain KL.
+        reduction: as in :func:`objective_from_terms`.
+
+    Returns:
+        The :class:`Objective`.
+
+    Raises:
+        ValueError: for an unknown method.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown method {name!r}; valid: {sorted(PRESETS)}")

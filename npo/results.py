@@ -1,5 +1,6 @@
-"""The one place that writes result files: JSON, JSON Lines, PNG figures (with their config
-JSON beside them) and Markdown, atomically, into a directory the caller names. No pickles.
+"""The one place that writes result files, atomically, into a directory the caller names.
+
+JSON, JSON Lines, PNG figures (with their config JSON beside them) and Markdown; no pickles.
 
 Every package and :mod:`npo.cli` write through these functions; :func:`write_result` writes an
 experiment's :class:`~npo.experiment.ExperimentResult` as ``NAME.png`` + ``NAME.json`` +
@@ -62,6 +63,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically write ``text`` as UTF-8 to ``path`` (see :func:`atomic_write_bytes`)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -96,8 +98,17 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def write_figure(fig: Any, out_dir: str | os.PathLike, name: str, config: Any = None) -> Path:
-    """Save ``fig`` as ``out_dir/name.png``; if ``config`` is given, write it beside the PNG as
-    ``out_dir/name.config.json``. Returns the PNG path."""
+    """Save ``fig`` as ``out_dir/name.png``, with ``config`` beside it as JSON.
+
+    Args:
+        fig: a matplotlib Figure.
+        out_dir: the output directory (created if needed).
+        name: the file stem.
+        config: if given, written as ``out_dir/name.config.json``.
+
+    Returns:
+        The PNG's path.
+    """
     import io
 
     out = ensure_out_dir(out_dir)

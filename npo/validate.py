@@ -1,6 +1,8 @@
-"""Input validation, one style for the whole project: every check raises ``ValueError`` whose
-message names the argument (``"lr must be a finite positive number, got -1.0"``), so the
-command line can print it as one ``npo: error: ...`` line.
+"""Input validation, one style for the whole project.
+
+Every check raises ``ValueError`` whose message names the argument (``"lr must be a finite
+positive number, got -1.0"``), so the command line can print it as one ``npo: error: ...``
+line.
 
 Each check returns the value as a Python ``float``/``int``; :func:`check_fields` applies them
 to fields of a (frozen) dataclass in its ``__post_init__``. The array checks of the vectorized
@@ -113,8 +115,9 @@ def unit_interval(name: str, value: Any) -> float:
 
 
 def integer(name: str, value: Any, *, minimum: int | None = None) -> int:
-    """``value`` as an int if it is an integer (an integral float is accepted, a bool is not)
-    of at least ``minimum``.
+    """``value`` as an int if it is an integer of at least ``minimum``.
+
+    An integral float is accepted, a bool is not.
 
     Args:
         name: the argument's name, used in the message.

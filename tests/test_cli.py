@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from npo.cli import main
@@ -14,6 +15,7 @@ from npo.landscape import LandscapeConfig, run_landscape
 from npo.losses import npo_weight
 
 
+@pytest.mark.slow
 def test_demo_writes_every_figure_and_a_summary(tmp_path, capsys):
     from npo.cli import _experiments
 
@@ -28,6 +30,23 @@ def test_demo_writes_every_figure_and_a_summary(tmp_path, capsys):
             assert (tmp_path / f"{name}.{ext}").is_file(), f"{name}.{ext}"
     out = capsys.readouterr().out
     assert "Summary" in out and all(name in out for name in names)
+
+
+def test_demo_smoke_with_one_experiment(tmp_path, capsys, monkeypatch):
+    """The demo's wiring (landscape, theory figures, experiments, summary) on one fast entry."""
+    import npo.cli
+    from npo.experiment import registry
+
+    full = npo.cli._experiments()
+    monkeypatch.setattr(npo.cli, "_experiments", lambda: registry([full["theorem2"]]))
+    assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "landscape.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "landscape.config.json").read_text())["points"] == 601
+    assert (tmp_path / "theory_theorem2.png").is_file()
+    for ext in ("png", "json", "md"):
+        assert (tmp_path / f"theorem2.{ext}").is_file()
+    out = capsys.readouterr().out
+    assert "Summary" in out and "theorem2" in out
 
 
 def test_landscape_weight_is_autograd_of_the_kernel():

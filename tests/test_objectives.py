@@ -154,3 +154,9 @@ def test_validation_messages():
     empty = SeqBatch(torch.zeros(3), torch.tensor([2, 0, 1]), ref_logps=torch.zeros(3))
     with pytest.raises(ValueError, match=r"source 'forget': sequences \[1\].*no answer tokens"):
         preset("npo")({"forget": empty})
+
+
+def test_reproduce_method_keys_are_the_presets():
+    from npo.experiment import METHOD_KEYS
+
+    assert set(METHOD_KEYS) == set(PRESETS)
