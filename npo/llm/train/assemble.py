@@ -366,6 +366,12 @@ def run_info(
     return out
 
 
+def _warn_truncated(acc: Any, store: Mapping[str, Encoded], max_length: int) -> None:
+    for name, enc in store.items():
+        if enc.n_truncated:
+            acc.print(f"warning: {enc.n_truncated} {name} sequences cut to max_length {max_length}")
+
+
 def build_setup(
     config: TrainConfig,
     acc: Any,
@@ -389,11 +395,7 @@ def build_setup(
     autocast = resolve_precision(config.precision, acc.device.type)[1]
     sources = reference_sources(config, objective)
     torch.manual_seed(config.seed)
-    for name, enc in store.items():
-        if enc.n_truncated:
-            acc.print(
-                f"warning: {enc.n_truncated} {name} sequences cut to max_length {config.max_length}"
-            )
+    _warn_truncated(acc, store, config.max_length)
     weights = weights_digest(model) if sources.cached else ""
     model, live = wrap_model(config, acc, model, live_model=sources.live_model, deepspeed=deepspeed)
     plan = plan_batches(config, acc, store)
