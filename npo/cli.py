@@ -154,7 +154,7 @@ def _unlearn(ns: argparse.Namespace) -> int:
 def _unlearn_eval_args(p: argparse.ArgumentParser) -> None:
     from npo.llm.eval import EvalConfig
 
-    p.epilog += (
+    p.epilog = (p.epilog or "") + (
         " With --retain-results (and --eval-every N) the TOFU evaluation runs at step 0, every "
         "N steps and at the end: its metrics (forget_quality, model_utility, ...) join those "
         "steps' log records, OUT/eval/step-N.json holds each full result, and "
