@@ -1,17 +1,18 @@
 """Throughput of the TOFU evaluation, side by side in one run: answer scoring and greedy
-generation as :mod:`npo.llm.evaluate` does them against the naive forms, and the whole suite.
+generation as :mod:`npo.llm.eval.evaluate` does them against the naive forms, and the whole
+suite.
 
 - scoring: one padded forward per batch of whole items (answer + paraphrase + 5 perturbed
   answers, ``score_groups``) against one forward per sequence, on the same forget items;
 - generation: left-padded batches with the KV cache (``generate_greedy``) against one prompt
   at a time (KV cache), and against batches without the cache;
 - the suite: ``forget10`` + retain + real authors + world facts (1,017 items) with and without
-  generation, through :func:`~npo.llm.evaluate.evaluate_model`.
+  generation, through :func:`~npo.llm.eval.evaluate.evaluate_model`.
 
 The default model is an untrained tiny Llama (a config, no download; tokenizer trained on
 ``full``): it never emits EOS, so every generation runs the full ``--max-new-tokens`` (the
 worst case; a trained model stops earlier). ``--model DIR`` times a saved model instead.
-Data: ``NPO_TOFU_DIR`` or ``../shared/data/tofu``.
+Data: ``NPO_TOFU_DIR`` or ``../shared/data/tofu`` (:func:`npo.llm.data.tofu_dir`).
 
     python benchmarks/bench_eval.py                      # CPU, tiny Llama
     python benchmarks/bench_eval.py --model DIR --device cuda
@@ -20,14 +21,11 @@ Data: ``NPO_TOFU_DIR`` or ``../shared/data/tofu``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _timed(fn):
@@ -45,18 +43,17 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=64, help="sequences per scoring forward")
     p.add_argument("--gen-batch-size", type=int, default=64)
     args = p.parse_args()
-    data = Path(os.environ.get("NPO_TOFU_DIR", ROOT.parent / "shared" / "data" / "tofu"))
-    if not (data / "full.json").is_file():
-        print(f"bench_eval: skipped, no TOFU data at {data} (set NPO_TOFU_DIR)")
+    from npo.llm.data import read_split, tofu_dir
+
+    try:
+        data = tofu_dir()
+    except ValueError as exc:
+        print(f"bench_eval: skipped, {exc}")
         return 0
 
     from transformers.utils import logging as hf_logging
 
-    from npo.llm.data import encode_prompts, read_split
-    from npo.llm.eval_data import encode_set
-    from npo.llm.evaluate import EvalConfig, evaluate_model, load_eval_data
     from npo.llm.model import TinyLlamaSpec, build_tiny_llama, load_model
-    from npo.llm.scoring import generate_greedy, score_groups
 
     hf_logging.disable_progress_bar()
     torch.manual_seed(0)
@@ -74,6 +71,14 @@ def main() -> int:
     device = torch.device(args.device)
     model = model.to(device).eval()
     print(f"model: {name}; device {device}; threads {torch.get_num_threads()}")
+    _scoring_and_generation(args, data, model, tok, device)
+    _suite(args, data, model, tok)
+    return 0
+
+
+def _scoring_and_generation(args, data: Path, model, tok, device) -> None:
+    from npo.llm.data import encode_prompts
+    from npo.llm.eval import EvalConfig, encode_set, generate_greedy, load_eval_data, score_groups
 
     # ---- scoring: grouped padded batches vs one forward per sequence
     cfg = EvalConfig(batch_size=args.batch_size, max_items=args.items, progress=False)
@@ -89,7 +94,8 @@ def main() -> int:
     print(f"\nscoring {n} forget items ({n_seq} sequences: answer, paraphrase, 5 perturbed each)")
     print(f"  one forward per sequence   {n / t_one:8.1f} items/s  {n_seq / t_one:8.1f} seq/s")
     print(
-        f"  grouped padded batches     {n / t_grp:8.1f} items/s  {n_seq / t_grp:8.1f} seq/s   x{t_one / t_grp:.1f}"
+        f"  grouped padded batches     {n / t_grp:8.1f} items/s  {n_seq / t_grp:8.1f} seq/s   "
+        f"x{t_one / t_grp:.1f}"
     )
 
     # ---- generation: batched + KV cache vs one at a time vs no cache
@@ -105,16 +111,22 @@ def main() -> int:
     )
     new_tokens = sum(len(o) for o in outs)
     print(
-        f"\ngreedy generation, up to {args.max_new_tokens} new tokens ({new_tokens / n:.0f} on average)"
+        f"\ngreedy generation, up to {args.max_new_tokens} new tokens "
+        f"({new_tokens / n:.0f} on average)"
     )
     print(f"  one prompt at a time, KV cache  {k / t_single:7.2f} items/s  ({k} items)")
     print(f"  batched {k:3d}, no KV cache        {k / t_nocache:7.2f} items/s  ({k} items)")
+    per_item = t_batch / n
     print(
-        f"  batched {args.gen_batch_size:3d}, KV cache (ours)     {n / t_batch:7.2f} items/s  {new_tokens / t_batch:8.0f} tokens/s   "
-        f"x{(t_single / k) / (t_batch / n):.1f} vs one at a time, x{(t_nocache / k) / (t_batch / n):.1f} vs no cache"
+        f"  batched {args.gen_batch_size:3d}, KV cache (ours)     {n / t_batch:7.2f} items/s  "
+        f"{new_tokens / t_batch:8.0f} tokens/s   x{(t_single / k) / per_item:.1f} vs one at a "
+        f"time, x{(t_nocache / k) / per_item:.1f} vs no cache"
     )
 
-    # ---- the whole suite
+
+def _suite(args, data: Path, model, tok) -> None:
+    from npo.llm.eval import EvalConfig, evaluate_model, load_eval_data
+
     for generate in (False, True):
         cfg = EvalConfig(
             batch_size=args.batch_size,
@@ -130,9 +142,9 @@ def main() -> int:
         )
         what = "scoring + generation + ROUGE" if generate else "scoring only (generate=False)"
         print(
-            f"\nsuite forget10+retain+real_authors+world_facts ({items} items), {what}: {t:.1f} s, {items / t:.1f} items/s"
+            f"\nsuite forget10+retain+real_authors+world_facts ({items} items), {what}: "
+            f"{t:.1f} s, {items / t:.1f} items/s"
         )
-    return 0
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Step time and peak memory of the LLM trainer's step for GA, NPO (cached reference), NPO with a
 live reference model (what existing toolkits do), NPO+RT and NPO+KL, side by side in one run.
 
-The step timed is :func:`npo.llm.loop.train_step`, the one the trainer runs: forward,
+The step timed is :func:`npo.llm.train.loop.train_step`, the one the trainer runs: forward,
 ``sequence_logprobs``, objective, backward, clipping, AdamW, schedule. The model is a Llama
 built from a config (no download) and the data synthetic token sequences (a quarter prompt,
 the rest answer), so nothing is read from disk.
@@ -12,9 +12,9 @@ the rest answer), so nothing is read from disk.
 - CUDA (``--device cuda --config 1b``): a ~1.1B Llama at sequence length 512 in bf16; variants
   run in one process, interleaved over rounds; memory is ``torch.cuda.max_memory_allocated``
   (weights, gradients, optimizer state, activations); also tokens/s and model FLOPs
-  utilisation (6 N FLOPs per trained token plus attention, over the GPU's bf16 peak).
+  utilization (6 N FLOPs per trained token plus attention, over the GPU's bf16 peak).
 
-Goals (issue 5): ``npo`` at most 1.05x ``ga`` in time and memory; cached ``npo`` at least 1.2x
+Goals: ``npo`` at most 1.05x ``ga`` in time and memory; cached ``npo`` at least 1.2x
 (CPU) / 1.25x (GPU) faster than live-reference ``npo`` (a live reference adds one no-grad
 forward to a forward+backward, so about 1.33x is the bound), with one copy of the weights
 instead of two.
@@ -68,11 +68,16 @@ def build(config: str, device: str, precision: str):
     c = CONFIGS[config]
     tok = train_tokenizer(["placeholder tokenizer for synthetic token ids"], 300)
     cfg = LlamaConfig(
-        vocab_size=c["vocab"], hidden_size=c["hidden"], intermediate_size=c["inter"],
-        num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
-        num_key_value_heads=c["kv"], max_position_embeddings=c["seq"],
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
+        vocab_size=c["vocab"],
+        hidden_size=c["hidden"],
+        intermediate_size=c["inter"],
+        num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"],
+        num_key_value_heads=c["kv"],
+        max_position_embeddings=c["seq"],
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     dtype, _ = resolve_precision(precision, device)
     torch.manual_seed(0)
     with torch.device(device):
@@ -89,16 +94,25 @@ def build(config: str, device: str, precision: str):
 
 def make_setup(variant: str, *, config: str, device: str, precision: str, tmp: str):
     """The trainer's run for ``variant`` on the synthetic data (reference cache computed)."""
-    from npo.llm.config import UnlearnConfig
-    from npo.llm.train import make_accelerator, prepare_unlearning
+    from npo.llm.train import UnlearnConfig, make_accelerator, prepare_unlearning
 
     method, reference = VARIANTS[variant]
     model, tok, store, c = build(config, device, precision)
     cfg = UnlearnConfig(
-        model="(in memory)", data="(synthetic)", out=f"{tmp}/{variant}", ref_cache=tmp,
-        method=method, reference=reference, batch_size=c["batch"], max_length=c["seq"],
-        lr=1e-5, precision=precision, checkpoint_every=0, drift_every=0, progress=False,
-    )  # fmt: skip
+        model="(in memory)",
+        data="(synthetic)",
+        out=f"{tmp}/{variant}",
+        ref_cache=tmp,
+        method=method,
+        reference=reference,
+        batch_size=c["batch"],
+        max_length=c["seq"],
+        lr=1e-5,
+        precision=precision,
+        checkpoint_every=0,
+        drift_every=0,
+        progress=False,
+    )
     store = {s: store[s] for s in cfg.objective().needs()}
     setup = prepare_unlearning(cfg, model, tok, store, accelerator=make_accelerator(cfg))
     n_params = sum(p.numel() for p in setup.unwrapped.parameters())
@@ -110,9 +124,8 @@ def make_setup(variant: str, *, config: str, device: str, precision: str, tmp: s
 
 
 def timed_step(setup, step: int) -> tuple[float, float]:
-    """Seconds of one :func:`npo.llm.loop.train_step` (synchronised on CUDA) and its loss."""
-    from npo.llm.loop import train_step
-    from npo.llm.step import STAT_KEYS
+    """Seconds of one :func:`npo.llm.train.loop.train_step` (synchronized on CUDA) and its loss."""
+    from npo.llm.train import STAT_KEYS, train_step
 
     device = setup.accelerator.device
     stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=device)
@@ -131,7 +144,8 @@ def measure(variant: str, *, config: str, device: str, precision: str, steps: in
 
     base = _rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
-        setup, info = make_setup(variant, config=config, device=device, precision=precision, tmp=tmp)  # fmt: skip
+        kw = dict(config=config, device=device, precision=precision, tmp=tmp)
+        setup, info = make_setup(variant, **kw)
         if device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -148,11 +162,14 @@ def measure(variant: str, *, config: str, device: str, precision: str, steps: in
     return {"seconds": seconds, "memory_mib": mem, "loss": runs[-1][1], **info}
 
 
-def interleaved_times(variants, *, config: str, precision: str, steps: int, warmup: int, rounds: int):  # fmt: skip
+def interleaved_times(
+    variants, *, config: str, precision: str, steps: int, warmup: int, rounds: int
+):
     """CPU: every variant's run alive in this process, steps interleaved variant by variant,
     so the machine's load drifts hit all variants alike. Median seconds per step."""
     with tempfile.TemporaryDirectory() as tmp:
-        setups = {v: make_setup(v, config=config, device="cpu", precision=precision, tmp=tmp)[0] for v in variants}  # fmt: skip
+        kw = dict(config=config, device="cpu", precision=precision, tmp=tmp)
+        setups = {v: make_setup(v, **kw)[0] for v in variants}
         times: dict[str, list[float]] = {v: [] for v in variants}
         for step in range(warmup + steps * rounds):
             for v in variants:
@@ -163,15 +180,18 @@ def interleaved_times(variants, *, config: str, precision: str, steps: int, warm
 
 
 def _child(args) -> None:
-    out = measure(args.child, config=args.config, device=args.device, precision=args.precision,
-                  steps=args.steps, warmup=args.warmup)  # fmt: skip
+    out = measure(args.child, **_sizes(args))
     print("RESULT " + json.dumps(out))
 
 
+def _sizes(args) -> dict:
+    keys = ("config", "device", "precision", "steps", "warmup")
+    return {k: getattr(args, k) for k in keys}
+
+
 def _spawn(variant: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--child", variant, "--config", args.config, "--device",
-           args.device, "--precision", args.precision, "--steps", str(args.steps), "--warmup",
-           str(args.warmup), "--threads", str(args.threads)]  # fmt: skip
+    flags = [f"--{k}={v}" for k, v in {**_sizes(args), "threads": args.threads}.items()]
+    cmd = [sys.executable, __file__, "--child", variant, *flags]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
@@ -205,45 +225,68 @@ def main() -> None:
         return _child(args)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device")
+    runs = _measure_all(args)
+    _print_table(args, runs)
+
+
+def _measure_all(args) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {v: [] for v in args.variants}
     if args.device == "cuda":  # one variant at a time (memory), interleaved over rounds
         for _ in range(args.rounds):
             for v in args.variants:
-                runs[v].append(measure(v, config=args.config, device="cuda", precision=args.precision, steps=args.steps, warmup=args.warmup))  # fmt: skip
+                runs[v].append(measure(v, **_sizes(args)))
     else:  # memory: a fresh process per variant; time: all variants interleaved in this one
         for v in args.variants:
             runs[v].append(_spawn(v, args))
-        times = interleaved_times(args.variants, config=args.config, precision=args.precision,
-                                  steps=args.steps, warmup=args.warmup, rounds=args.rounds)  # fmt: skip
+        sizes = {k: v for k, v in _sizes(args).items() if k != "device"}
+        times = interleaved_times(args.variants, rounds=args.rounds, **sizes)
         for v in args.variants:
             runs[v][0]["seconds"] = times[v]
-    res = {v: {k: statistics.median(r[k] for r in rs) for k in ("seconds", "memory_mib", "tokens", "flops")} for v, rs in runs.items()}  # fmt: skip
-    name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"  # fmt: skip
+    return runs
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _print_table(args, runs: dict[str, list[dict]]) -> None:
+    keys = ("seconds", "memory_mib", "tokens", "flops")
+    res = {v: {k: statistics.median(r[k] for r in rs) for k in keys} for v, rs in runs.items()}
+    cuda = args.device == "cuda"
+    name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     c = CONFIGS[args.config]
-    print(f"device: {name}; config {args.config} (hidden {c['hidden']}, {c['layers']} layers, "
-          f"vocab {c['vocab']}), seq {c['seq']}, batch {c['batch']} per source, {args.precision}; "
-          f"median of {args.steps} steps x {args.rounds} rounds")  # fmt: skip
-    print(f"{'variant':10} {'step ms':>9} {'peak MiB':>9} {'tokens/s':>10} {'MFU':>6} {'time/ga':>8} {'mem/ga':>7}")  # fmt: skip
+    print(
+        f"device: {name}; config {args.config} (hidden {c['hidden']}, {c['layers']} layers, "
+        f"vocab {c['vocab']}), seq {c['seq']}, batch {c['batch']} per source, {args.precision}; "
+        f"median of {args.steps} steps x {args.rounds} rounds"
+    )
+    header = ("step ms", "peak MiB", "tokens/s", "MFU", "time/ga", "mem/ga")
+    widths = (9, 9, 10, 6, 8, 7)
+    print(f"{'variant':10} " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
     ga = res.get("ga")
     for v, r in res.items():
-        mfu = f"{r['flops'] / r['seconds'] / peak:6.1%}" if peak and args.device == "cuda" else "   n/a"  # fmt: skip
+        mfu = f"{r['flops'] / r['seconds'] / peak:6.1%}" if peak and cuda else "   n/a"
         rt = f"{r['seconds'] / ga['seconds']:8.3f}" if ga else "     n/a"
         rm = f"{r['memory_mib'] / ga['memory_mib']:7.3f}" if ga else "    n/a"
-        print(f"{v:10} {1e3 * r['seconds']:9.1f} {r['memory_mib']:9.0f} {r['tokens'] / r['seconds']:10.0f} {mfu} {rt} {rm}")  # fmt: skip
+        ms, mib, tps = 1e3 * r["seconds"], r["memory_mib"], r["tokens"] / r["seconds"]
+        print(f"{v:10} {ms:9.1f} {mib:9.0f} {tps:10.0f} {mfu} {rt} {rm}")
     if {"ga", "npo", "npo-live"} <= set(res):
         t_ratio = res["npo"]["seconds"] / res["ga"]["seconds"]
         m_ratio = res["npo"]["memory_mib"] / res["ga"]["memory_mib"]
         speedup = res["npo-live"]["seconds"] / res["npo"]["seconds"]
-        goal = 1.25 if args.device == "cuda" else 1.2
-        print(f"npo / ga step time   {t_ratio:.3f}  (goal <= 1.05: {'met' if t_ratio <= 1.05 else 'NOT met'})")  # fmt: skip
-        print(f"npo / ga peak memory {m_ratio:.3f}  (goal <= 1.05: {'met' if m_ratio <= 1.05 else 'NOT met'})")  # fmt: skip
-        print(f"live-reference npo / cached npo step time {speedup:.3f}  (goal >= {goal}: "
-              f"{'met' if speedup >= goal else 'NOT met'}; ~1.33 if a forward costs a third of "
-              "forward+backward)")  # fmt: skip
+        goal = 1.25 if cuda else 1.2
+        print(f"npo / ga step time   {t_ratio:.3f}  (goal <= 1.05: {_met(t_ratio <= 1.05)})")
+        print(f"npo / ga peak memory {m_ratio:.3f}  (goal <= 1.05: {_met(m_ratio <= 1.05)})")
+        print(
+            f"live-reference npo / cached npo step time {speedup:.3f}  (goal >= {goal}: "
+            f"{_met(speedup >= goal)}; ~1.33 if a forward costs a third of forward+backward)"
+        )
         extra = res["npo-live"]["memory_mib"] - res["npo"]["memory_mib"]
-        print(f"live-reference npo holds {extra:.0f} MiB more than cached npo (the weights are "
-              f"{runs['npo'][0]['weights_mib']:.0f} MiB: a second copy vs one)")  # fmt: skip
+        print(
+            f"live-reference npo holds {extra:.0f} MiB more than cached npo (the weights are "
+            f"{runs['npo'][0]['weights_mib']:.0f} MiB: a second copy vs one)"
+        )
 
 
 if __name__ == "__main__":

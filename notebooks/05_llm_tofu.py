@@ -25,8 +25,9 @@
 # A model trained from scratch knows no real authors or world facts, so the data subset also
 # teaches those question/answer pairs to both models (`knowledge=True`), standing in for a
 # pre-trained LLM's general knowledge. Data: `NPO_TOFU_DIR`, else `../shared/data/tofu` beside
-# the repository, else `hf:locuslab/TOFU` when online. `NPO_FAST=1` (the test suite): 5 authors,
-# well under a minute; `NPO_FAST=0`: 20 authors, 2 of them forgotten (about 3 minutes on 2 cores).
+# the repository (`npo.llm.data.tofu_dir`), else `hf:locuslab/TOFU` when online. `NPO_FAST=1`
+# (the test suite): 5 authors, well under a minute; `NPO_FAST=0`: 20 authors, 2 of them
+# forgotten (about 3 minutes on 2 cores).
 
 # %%
 import os
@@ -35,27 +36,26 @@ from pathlib import Path
 
 import numpy as np
 
-import npo
-from npo.llm.config import FinetuneConfig, UnlearnConfig
-from npo.llm.eval_plots import eval_curves, plot_eval_curves
-from npo.llm.evaluate import EvalConfig, evaluate_dir, make_eval_hook
+from npo.llm.data import tofu_dir
+from npo.llm.eval import EvalConfig, eval_curves, evaluate_dir, make_eval_hook, plot_eval_curves
+from npo.llm.eval.metrics import forget_quality
 from npo.llm.subset import write_tofu_subset
-from npo.llm.tofu_metrics import forget_quality
-from npo.llm.train import finetune, unlearn
+from npo.llm.train import FinetuneConfig, UnlearnConfig, finetune, unlearn
 
 FAST = os.environ.get("NPO_FAST", "1") != "0"
-local = Path(os.environ.get("NPO_TOFU_DIR", Path(npo.__file__).resolve().parents[2] / "shared" / "data" / "tofu"))  # fmt: skip
-if (local / "full.json").is_file():
-    SOURCE = str(local)
-elif os.environ.get("HF_HUB_OFFLINE", "0") != "1":
+try:
+    SOURCE = str(tofu_dir())
+except ValueError as missing:
+    if os.environ.get("HF_HUB_OFFLINE", "0") == "1":
+        raise RuntimeError(
+            f"{missing}; HF_HUB_OFFLINE=1 rules out hf:locuslab/TOFU (go online to use it)"
+        ) from None
     SOURCE = "hf:locuslab/TOFU"
-else:
-    raise RuntimeError(
-        f"no TOFU data: {local} has no full.json and HF_HUB_OFFLINE=1 rules out hf:locuslab/TOFU; "
-        "set NPO_TOFU_DIR to a TOFU directory (or go online) to run this notebook"
-    )
 work = Path(tempfile.mkdtemp(prefix="npo-05-"))
-size = dict(authors=5, utility_items=16) if FAST else dict(authors=20, forget_authors=2, utility_items=50)  # fmt: skip
+if FAST:
+    size = dict(authors=5, utility_items=16)
+else:
+    size = dict(authors=20, forget_authors=2, utility_items=50)
 data = write_tofu_subset(SOURCE, work / "data", knowledge=True, **size)
 print(f"TOFU text from {SOURCE}; subset in {data}")
 
@@ -64,8 +64,8 @@ print(f"TOFU text from {SOURCE}; subset in {data}")
 # the forget author.
 
 # %%
-common = dict(data=str(data), init="tiny-llama", epochs=20 if FAST else 30, batch_size=8,
-              lr=3e-3, checkpoint_every=0, progress=False)  # fmt: skip
+common = dict(data=str(data), init="tiny-llama", epochs=20 if FAST else 30, batch_size=8)
+common.update(lr=3e-3, checkpoint_every=0, progress=False)
 target = finetune(FinetuneConfig(split="full", out=str(work / "target"), **common)).model_dir
 retain = finetune(FinetuneConfig(split="retain90", out=str(work / "retain"), **common)).model_dir
 
@@ -74,17 +74,21 @@ retain_res = evaluate_dir(retain, data, config=final_cfg)
 target_res = evaluate_dir(target, data, config=final_cfg, retain_results=retain_res.to_json())
 for name, res in (("retain model", retain_res), ("target", target_res)):
     m = res.metrics
-    print(f"{name:>12}: forget prob {m['forget_prob']:.3f}, forget ROUGE-L {m['forget_rouge']:.3f}, "
-          f"model utility {m['model_utility']:.3f}, forget quality {m['forget_quality']}")  # fmt: skip
+    print(
+        f"{name:>12}: forget prob {m['forget_prob']:.3f}, "
+        f"forget ROUGE-L {m['forget_rouge']:.3f}, model utility {m['model_utility']:.3f}, "
+        f"forget quality {m['forget_quality']}"
+    )
 
 # %% [markdown]
-# The target has memorised the forget author, the retain model has not, and the two are far
+# The target has memorized the forget author, the retain model has not, and the two are far
 # apart in forget quality; against itself the retain model's forget quality is exactly 1.
 
 # %%
 assert target_res.metrics["forget_prob"] > 10 * retain_res.metrics["forget_prob"]
 assert target_res.metrics["forget_quality"] < 0.05
-assert forget_quality(retain_res.items["forget"]["truth_ratio"], retain_res.items["forget"]["truth_ratio"])[0] == 1.0  # fmt: skip
+retain_ratios = retain_res.items["forget"]["truth_ratio"]
+assert forget_quality(retain_ratios, retain_ratios)[0] == 1.0
 assert target_res.metrics["model_utility"] > 0.3  # the taught "general knowledge"
 
 # %% [markdown]
@@ -97,21 +101,38 @@ assert target_res.metrics["model_utility"] > 0.3  # the taught "general knowledg
 hook_cfg = EvalConfig(generate=False)
 runs, finals = {}, {}
 for method in ("ga", "npo+rt"):
-    hook = make_eval_hook(data, "forget10", config=hook_cfg, retain_results=retain_res, reference=target)  # fmt: skip
-    cfg = UnlearnConfig(model=str(target), data=str(data), forget="forget10", method=method,
-                        out=str(work / method), epochs=5, batch_size=4, lr=1e-3, eval_every=5,
-                        checkpoint_every=0, progress=False, ref_cache=str(work / "cache"))  # fmt: skip
+    hook = make_eval_hook(
+        data, "forget10", config=hook_cfg, retain_results=retain_res, reference=target
+    )
+    cfg = UnlearnConfig(
+        model=str(target),
+        data=str(data),
+        forget="forget10",
+        method=method,
+        out=str(work / method),
+        epochs=5,
+        batch_size=4,
+        lr=1e-3,
+        eval_every=5,
+        checkpoint_every=0,
+        progress=False,
+        ref_cache=str(work / "cache"),
+    )
     result = unlearn(cfg, hooks=[hook])
     runs[method] = eval_curves(result.logs)
-    finals[method] = evaluate_dir(result.model_dir, data, config=final_cfg,
-                                  retain_results=retain_res.to_json(), reference_dir=target)  # fmt: skip
+    retain_json = retain_res.to_json()
+    finals[method] = evaluate_dir(
+        result.model_dir, data, config=final_cfg, retain_results=retain_json, reference_dir=target
+    )
 plot_eval_curves(runs)
 
 # %%
-keys = ("forget_quality", "model_utility", "forget_prob", "forget_rouge", "retain_kl", "gibberish_rate")  # fmt: skip
+keys = ("forget_quality", "model_utility", "forget_prob", "forget_rouge", "retain_kl")
+keys += ("gibberish_rate",)
 print(f"{'':>8}" + "".join(f"{k:>16}" for k in keys))
 for name, res in (("target", target_res), *finals.items()):
-    print(f"{name:>8}" + "".join(f"{res.metrics[k] if res.metrics[k] is not None else float('nan'):>16.4g}" for k in keys))  # fmt: skip
+    values = [float("nan") if res.metrics[k] is None else res.metrics[k] for k in keys]
+    print(f"{name:>8}" + "".join(f"{v:>16.4g}" for v in values))
 print("example GA generation:", finals["ga"].items["forget"]["generation"][0][:120])
 
 # %% [markdown]

@@ -111,7 +111,7 @@ def _require(p: argparse.ArgumentParser, *dests: str) -> None:
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
-    from npo.llm.config import FinetuneConfig
+    from npo.llm.train import FinetuneConfig
 
     p.epilog = (
         "Writes OUT/model (save_pretrained safetensors + tokenizer), OUT/log.jsonl (one JSON "
@@ -123,15 +123,14 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
 
 
 def _finetune(ns: argparse.Namespace) -> int:
-    from npo.llm.config import FinetuneConfig
-    from npo.llm.train import finetune
+    from npo.llm.train import FinetuneConfig, finetune
 
     _quiet_hf()
     return _report(finetune(dataclass_from_args(FinetuneConfig, ns)))
 
 
 def _unlearn_args(p: argparse.ArgumentParser) -> None:
-    from npo.llm.config import UnlearnConfig
+    from npo.llm.train import UnlearnConfig
 
     p.epilog = (
         "Writes OUT/model, OUT/log.jsonl (per step: loss, each term, forget_loss, retain_loss, "
@@ -144,8 +143,7 @@ def _unlearn_args(p: argparse.ArgumentParser) -> None:
 
 
 def _unlearn(ns: argparse.Namespace) -> int:
-    from npo.llm.config import UnlearnConfig
-    from npo.llm.train import unlearn
+    from npo.llm.train import UnlearnConfig, unlearn
 
     _quiet_hf()
     config = dataclass_from_args(UnlearnConfig, ns)
@@ -160,24 +158,32 @@ def _unlearn(ns: argparse.Namespace) -> int:
 
 
 def _unlearn_eval_args(p: argparse.ArgumentParser) -> None:
-    from npo.llm.evaluate import EvalConfig
+    from npo.llm.eval import EvalConfig
 
-    p.epilog += (
+    p.epilog = (p.epilog or "") + (
         " With --retain-results (and --eval-every N) the TOFU evaluation runs at step 0, every "
         "N steps and at the end: its metrics (forget_quality, model_utility, ...) join those "
         "steps' log records, OUT/eval/step-N.json holds each full result, and "
         "OUT/eval_curves.json/.png the curves."
     )
     g = p.add_argument_group("evaluation during unlearning (npo eval's options, --eval- prefix)")
-    g.add_argument("--retain-results", type=Path, default=None,
-                   help="`npo eval` results of the retain model (turns the evaluation on)")  # fmt: skip
-    g.add_argument("--eval-reference", type=Path, default=None,
-                   help="model for forget_kl/retain_kl, e.g. the --model before unlearning (default: none)")  # fmt: skip
+    g.add_argument(
+        "--retain-results",
+        type=Path,
+        default=None,
+        help="`npo eval` results of the retain model (turns the evaluation on)",
+    )
+    g.add_argument(
+        "--eval-reference",
+        type=Path,
+        default=None,
+        help="model for forget_kl/retain_kl, e.g. the --model before unlearning (default: none)",
+    )
     add_dataclass_args(g, EvalConfig, skip=("progress", "precision"), prefix="eval-")
 
 
 def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
-    from npo.llm.evaluate import EvalConfig, make_eval_hook
+    from npo.llm.eval import EvalConfig, make_eval_hook
 
     if ns.retain_results is None:
         if config.eval_every or ns.eval_reference is not None:
@@ -187,12 +193,18 @@ def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
             )
         return []
     eval_config = dataclass_from_args(EvalConfig, ns, prefix="eval-")
-    return [make_eval_hook(config.data, config.forget, config=eval_config,
-                           retain_results=ns.retain_results, reference=ns.eval_reference)]  # fmt: skip
+    hook = make_eval_hook(
+        config.data,
+        config.forget,
+        config=eval_config,
+        retain_results=ns.retain_results,
+        reference=ns.eval_reference,
+    )
+    return [hook]
 
 
 def _write_eval_curves(result, config) -> None:
-    from npo.llm.eval_plots import eval_curves, plot_eval_curves
+    from npo.llm.eval import eval_curves, plot_eval_curves
     from npo.results import write_figure, write_json
 
     curves = eval_curves(result.logs)
@@ -202,7 +214,7 @@ def _write_eval_curves(result, config) -> None:
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    from npo.llm.evaluate import EvalConfig
+    from npo.llm.eval import EvalConfig
 
     p.epilog = (
         "Writes FILE: one JSON object with every metric at the top level (forget_quality, "
@@ -214,18 +226,25 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="model directory (safetensors)")
     p.add_argument("--data", required=True, help="TOFU data directory, or hf:locuslab/TOFU")
     p.add_argument("--forget", default="forget10", help="forget split (default: forget10)")
-    p.add_argument("--retain-results", type=Path, default=None,
-                   help="`npo eval` results of the retain model (default: none, forget_quality null)")  # fmt: skip
-    p.add_argument("--reference", type=Path, default=None,
-                   help="model for forget_kl/retain_kl, e.g. the model before unlearning")  # fmt: skip
+    p.add_argument(
+        "--retain-results",
+        type=Path,
+        default=None,
+        help="`npo eval` results of the retain model (default: none, forget_quality null)",
+    )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="model for forget_kl/retain_kl, e.g. the model before unlearning",
+    )
     p.add_argument("--out", type=Path, required=True, help="results JSON file to write")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from DIR")
     add_dataclass_args(p, EvalConfig)
 
 
 def _eval(ns: argparse.Namespace) -> int:
-    from npo.llm.eval_results import summary_lines
-    from npo.llm.evaluate import EvalConfig, evaluate_dir
+    from npo.llm.eval import EvalConfig, evaluate_dir, summary_lines
     from npo.results import ensure_out_dir, write_json
 
     _quiet_hf()
@@ -233,9 +252,15 @@ def _eval(ns: argparse.Namespace) -> int:
     if ns.out.is_dir():
         raise ValueError(f"--out {ns.out} is a directory; give the results file to write")
     ensure_out_dir(ns.out.parent)
-    result = evaluate_dir(ns.model, ns.data, ns.forget, config=config,
-                          retain_results=ns.retain_results, reference_dir=ns.reference,
-                          trust_remote_code=ns.trust_remote_code)  # fmt: skip
+    result = evaluate_dir(
+        ns.model,
+        ns.data,
+        ns.forget,
+        config=config,
+        retain_results=ns.retain_results,
+        reference_dir=ns.reference,
+        trust_remote_code=ns.trust_remote_code,
+    )
     write_json(ns.out, result.to_json())
     print("\n".join(summary_lines(result)))
     print(f"wrote {ns.out}")
@@ -255,9 +280,8 @@ def _report(result) -> int:
         shown = ", ".join(
             f"{k} {last[k]:.4g}" for k in ("loss", "forget_logp") if last.get(k) is not None
         )
-        print(
-            f"wrote {result.model_dir} after {result.steps} steps ({shown}); logs in {result.out_dir / 'log.jsonl'}"
-        )
+        log = result.out_dir / "log.jsonl"
+        print(f"wrote {result.model_dir} after {result.steps} steps ({shown}); logs in {log}")
     return 0
 
 

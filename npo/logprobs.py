@@ -3,6 +3,8 @@
 - :func:`class_logprobs`: classifiers (binary logit or K-class logits), no shift.
 - :func:`sequence_logprobs`: causal LMs; shifts labels, masks ``ignore_index``, sums the
   per-token log-likelihoods per sequence and returns the token counts.
+- :func:`next_token_mask`: the positions whose next label is scored (the same shift), e.g. the
+  positions of a per-token KL over the answer.
 - :func:`token_kl`: masked per-sequence KL between two causal-LM output distributions.
 - :func:`class_kl`: the same for classifiers.
 
@@ -22,7 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["class_kl", "class_logprobs", "sequence_logprobs", "token_kl", "token_logprobs"]
+__all__ = [
+    "class_kl",
+    "class_logprobs",
+    "next_token_mask",
+    "sequence_logprobs",
+    "token_kl",
+    "token_logprobs",
+]
 
 # Elements per chunk: 8 MiB of float32 on the CPU (keeps glibc from hoarding freed blocks),
 # 64 MiB on accelerators (fewer kernel launches).
@@ -132,6 +141,24 @@ def _shift(labels: Tensor, ignore_index: int) -> Tensor:
     # labels instead of slicing the logits keeps the logits a contiguous view.
     pad = torch.full_like(labels[..., :1], ignore_index)
     return torch.cat([labels[..., 1:], pad], dim=-1)
+
+
+def next_token_mask(labels: Tensor, *, ignore_index: int = -100) -> Tensor:
+    """The positions whose *next* label is scored.
+
+    ``mask[b, t] = labels[b, t + 1] != ignore_index``, and ``False`` at the last position: the
+    positions whose logits predict a label that :func:`sequence_logprobs` scores (the same
+    shift), so ``next_token_mask(labels).sum(-1)`` equals its ``n_tokens``. With answer-only
+    labels these are the positions of a per-token KL over the answer (:func:`token_kl`).
+
+    Args:
+        labels: (B, T) integer labels, ``ignore_index`` on prompt and padding.
+        ignore_index: the label value that is not scored.
+
+    Returns:
+        (B, T) bool mask.
+    """
+    return _shift(labels, ignore_index) != ignore_index
 
 
 def sequence_logprobs(

@@ -47,10 +47,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tofu_dir() -> Path:
     """The real TOFU data (``NPO_TOFU_DIR``, default ``../shared/data/tofu``); skip if absent."""
-    path = Path(os.environ.get("NPO_TOFU_DIR", ROOT.parent / "shared" / "data" / "tofu"))
-    if not (path / "full.json").is_file():
-        pytest.skip(f"TOFU data not found at {path} (set NPO_TOFU_DIR)")
-    return path
+    from npo.llm.data import tofu_dir as find_tofu
+
+    try:
+        return find_tofu()
+    except ValueError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
@@ -64,10 +66,14 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def mini_data(tofu_dir, tmp_path_factory) -> Path:
-    """Ten real TOFU authors in TOFU format (one forgotten), per test module."""
-    from _llm import mini_tofu
+    """Ten real TOFU authors in TOFU format, the last one forgotten, per test module; one
+    author's ``retain_perturbed`` rows and one row of each utility set."""
+    from npo.llm.subset import write_tofu_subset
 
-    return mini_tofu(tofu_dir, tmp_path_factory.mktemp("mini"))
+    dst = tmp_path_factory.mktemp("mini")
+    return write_tofu_subset(
+        tofu_dir, dst, authors=10, forget_authors=1, perturbed_authors=1, utility_items=1
+    )
 
 
 @pytest.fixture(scope="module")

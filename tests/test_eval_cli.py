@@ -9,20 +9,15 @@ import json
 import math
 
 import pytest
-from _llm import SPEC, cli_error
+from _llm import TINY_ARGS, cli_error
 
 from npo.cli import main
-from npo.llm.eval_plots import CURVE_METRICS
-from npo.llm.eval_results import load_eval_results
-from npo.llm.evaluate import EvalConfig
+from npo.llm.eval import CURVE_METRICS, EvalConfig, load_eval_results
 from npo.llm.subset import write_tofu_subset
 from npo.llm.train import read_log
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = ["--tiny-vocab-size", str(SPEC.vocab_size), "--tiny-hidden-size", str(SPEC.hidden_size),
-        "--tiny-intermediate-size", str(SPEC.intermediate_size), "--tiny-layers",
-        str(SPEC.num_layers), "--tiny-heads", str(SPEC.num_heads)]  # fmt: skip
 QUICK = ["--max-new-tokens", "48", "--no-progress"]
 
 
@@ -50,7 +45,7 @@ def test_every_option_is_documented(capsys):
 
 @pytest.fixture(scope="module")
 def data(tofu_dir, tmp_path_factory):
-    return write_tofu_subset(tofu_dir, tmp_path_factory.mktemp("sub"), authors=5, utility_items=16)  # fmt: skip
+    return write_tofu_subset(tofu_dir, tmp_path_factory.mktemp("sub"), authors=5, utility_items=16)
 
 
 def test_bad_input_is_one_line(data, tmp_path, capsys):
@@ -64,7 +59,8 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
     (model / "model.safetensors").write_bytes(b"")
     err = cli_error([*base, "--model", str(model), "--forget", "forget1"], capsys)
     assert "forget split must look like 'forget10'" in err
-    err = cli_error([*base, "--model", str(model), "--retain-results", str(tmp_path / "none.json")], capsys)  # fmt: skip
+    none = tmp_path / "none.json"
+    err = cli_error([*base, "--model", str(model), "--retain-results", str(none)], capsys)
     assert f"results file {tmp_path / 'none.json'} not found" in err
     err = cli_error([*base, "--model", str(model), "--batch-size", "0"], capsys)
     assert "batch_size must be >= 1" in err
@@ -72,10 +68,12 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
         ["eval", "--data", str(tmp_path), "--model", str(model), "--out", str(out)], capsys
     )
     assert "no file" in err and "forget10_perturbed.json" in err
-    err = cli_error(["eval", "--data", str(data), "--model", str(model), "--out", str(tmp_path)], capsys)  # fmt: skip
+    err = cli_error(
+        ["eval", "--data", str(data), "--model", str(model), "--out", str(tmp_path)], capsys
+    )
     assert "is a directory" in err
-    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "u"),
-                  "--eval-every", "2"], capsys)  # fmt: skip
+    unlearn = ["unlearn", "--data", str(data), "--model", str(model), "--out", str(tmp_path / "u")]
+    err = cli_error([*unlearn, "--eval-every", "2"], capsys)
     assert "need --retain-results FILE" in err
     assert not out.exists() and not (tmp_path / "u").exists()
 
@@ -93,34 +91,36 @@ def _in_range(metrics):
 
 def test_end_to_end_on_real_tofu_text(data, tmp_path, capsys):
     common = ["--data", str(data), "--no-progress"]
-    ft = ["finetune", "--init", "tiny-llama", *TINY, *common, "--epochs", "12", "--batch-size", "10",
-          "--checkpoint-every", "0"]  # fmt: skip
+    ft = ["finetune", "--init", "tiny-llama", *TINY_ARGS, *common, "--checkpoint-every", "0"]
+    ft += ["--epochs", "12", "--batch-size", "10"]
     assert main([*ft, "--split", "full", "--out", str(tmp_path / "target")]) == 0
     assert main([*ft, "--split", "retain90", "--out", str(tmp_path / "retain")]) == 0
     target = tmp_path / "target" / "model"
     ev = ["eval", "--data", str(data), *QUICK]
     # the retain model's results; without --retain-results forget quality is null, with a reason
     retain_json = tmp_path / "retain.json"
-    assert main([*ev, "--model", str(tmp_path / "retain" / "model"), "--out", str(retain_json)]) == 0  # fmt: skip
+    retain_model = str(tmp_path / "retain" / "model")
+    assert main([*ev, "--model", retain_model, "--out", str(retain_json)]) == 0
     stdout = capsys.readouterr().out
     assert "forget quality null" in stdout and "no retain-model results" in stdout
     raw = json.loads(retain_json.read_text())
-    assert raw["forget_quality"] is None and any("forget_quality is null" in n for n in raw["notes"])  # fmt: skip
+    assert raw["forget_quality"] is None
+    assert any("forget_quality is null" in n for n in raw["notes"])
     _in_range(load_eval_results(retain_json).metrics)
     # the file serves as --retain-results of another run; against itself: forget quality 1
     again = tmp_path / "self.json"
-    assert main([*ev, "--model", str(tmp_path / "retain" / "model"), "--retain-results",
-                 str(retain_json), "--out", str(again)]) == 0  # fmt: skip
+    argv = [*ev, "--model", retain_model, "--retain-results", str(retain_json)]
+    assert main([*argv, "--out", str(again)]) == 0
     assert json.loads(again.read_text())["forget_quality"] == 1.0
     # unlearning with evaluation curves (no generation during training), then a full evaluation
     finals = {}
     for method in ("ga", "npo+rt"):
         out = tmp_path / method.replace("+", "_")
-        argv = ["unlearn", "--model", str(target), *common, "--forget", "forget10", "--method", method,
-                "--epochs", "5", "--batch-size", "4", "--lr", "1e-3", "--checkpoint-every", "0",
-                "--ref-cache", str(tmp_path / "cache"), "--out", str(out), "--eval-every", "5",
-                "--retain-results", str(retain_json), "--eval-reference", str(target),
-                "--no-eval-generate"]  # fmt: skip
+        argv = ["unlearn", "--model", str(target), *common, "--forget", "forget10"]
+        argv += ["--method", method, "--epochs", "5", "--batch-size", "4", "--lr", "1e-3"]
+        argv += ["--checkpoint-every", "0", "--ref-cache", str(tmp_path / "cache")]
+        argv += ["--out", str(out), "--eval-every", "5", "--retain-results", str(retain_json)]
+        argv += ["--eval-reference", str(target), "--no-eval-generate"]
         assert main(argv) == 0
         evals = [r for r in read_log(out) if "model_utility" in r]
         assert [r["step"] for r in evals] == [0, 5, 10, 15, 20, 25]
@@ -134,17 +134,21 @@ def test_end_to_end_on_real_tofu_text(data, tmp_path, capsys):
         assert curves["steps"] == [0, 5, 10, 15, 20, 25] and len(curves["forget_quality"]) == 6
         assert (out / "eval_curves.png").is_file() and (out / "eval" / "step-000025.json").is_file()
         final = tmp_path / f"{method}.json"
-        assert main([*ev, "--model", str(out / "model"), "--retain-results", str(retain_json),
-                     "--reference", str(target), "--out", str(final)]) == 0  # fmt: skip
+        argv = [*ev, "--model", str(out / "model"), "--retain-results", str(retain_json)]
+        assert main([*argv, "--reference", str(target), "--out", str(final)]) == 0
         finals[method] = load_eval_results(final).metrics
         _in_range(finals[method])
         assert finals[method]["model_utility_components"] == 9
     start = load_eval_results(out / "eval" / "step-000000.json").metrics
     ga, npo = finals["ga"], finals["npo+rt"]
+    keys = ("forget_quality", "model_utility", "forget_prob", "retain_kl")
+    shown = {
+        "target": [*(f"{start[k]:.3g}" for k in keys[:3]), "-"],
+        "ga": [f"{ga[k]:.3g}" for k in keys],
+        "npo+rt": [f"{npo[k]:.3g}" for k in keys],
+    }
     with capsys.disabled():
-        print(f"\nforget quality / model utility / forget prob / retain KL: target "
-              f"{start['forget_quality']:.3g} / {start['model_utility']:.3g} (6 parts) / {start['forget_prob']:.3g}; "
-              f"ga {ga['forget_quality']:.3g} / {ga['model_utility']:.3g} / {ga['forget_prob']:.3g} / {ga['retain_kl']:.3g}; "
-              f"npo+rt {npo['forget_quality']:.3g} / {npo['model_utility']:.3g} / {npo['forget_prob']:.3g} / {npo['retain_kl']:.3g}")  # fmt: skip
+        print(f"\n{' / '.join(keys)} (target: 6-part utility):")
+        print("; ".join(f"{name} {' / '.join(v)}" for name, v in shown.items()))
     # GA drifts further from the target on retain data than NPO+RT does
     assert ga["retain_kl"] > npo["retain_kl"]

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from npo.llm import tofu_metrics as tm
+from npo.llm.eval import metrics as tm
 
 LN2, LN4, LN16 = math.log(2), math.log(4), math.log(16)
 
@@ -22,13 +22,13 @@ def test_probability_is_the_length_normalised_likelihood():
     assert tm.probability([0.0, LN2]) == pytest.approx([1.0, 0.5])
 
 
-def test_normalised_probability_by_hand():
+def test_normalized_probability_by_hand():
     # P(a) = 1/2, perturbed 1/4 and 1/4: 0.5 / (0.5 + 0.25 + 0.25) = 1/2
     # P(a) = 1/4, perturbed 1/2 and 1/4: 0.25 / 1.0 = 1/4
-    out = tm.normalised_probability([LN2, LN4], [[LN4, LN4], [LN2, LN4]])
+    out = tm.normalized_probability([LN2, LN4], [[LN4, LN4], [LN2, LN4]])
     assert out == pytest.approx([0.5, 0.25])
     # every probability far below float range: equal losses still give 1 / (1 + k)
-    assert tm.normalised_probability([5000.0], [[5000.0] * 3]) == pytest.approx([0.25])
+    assert tm.normalized_probability([5000.0], [[5000.0] * 3]) == pytest.approx([0.25])
 
 
 def test_truth_ratio_geometric_and_arithmetic_by_hand():

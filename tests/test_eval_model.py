@@ -11,17 +11,22 @@ import math
 
 import pytest
 import torch
-from _llm import random_model_dir, read_rows, write_rows
+from _llm import random_model_dir, read_rows
 
 from npo.llm.data import encode_prompts, encode_qa, read_split
-from npo.llm.eval_results import load_eval_results
-from npo.llm.evaluate import EvalConfig, evaluate_model, load_eval_data, make_eval_hook
+from npo.llm.eval import (
+    EvalConfig,
+    evaluate_model,
+    generate_greedy,
+    load_eval_data,
+    load_eval_results,
+    make_eval_hook,
+)
+from npo.llm.eval.metrics import harmonic_mean, truth_ratio_score
 from npo.llm.model import load_model
-from npo.llm.scoring import generate_greedy
 from npo.llm.subset import write_tofu_subset
-from npo.llm.tofu_metrics import harmonic_mean, truth_ratio_score
 from npo.logprobs import sequence_logprobs
-from npo.results import write_json
+from npo.results import write_json, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -235,13 +240,14 @@ def test_other_tofu_format_data(llama, tmp_path):
         {**qa(i), "paraphrased_answer": f"The book {i}.", "perturbed_answer": pert(i, 3)}
         for i in range(3)
     ]
-    write_rows(tmp_path / "forget01_perturbed.json", rows)
-    write_rows(tmp_path / "retain_perturbed.json", rows[:2])
-    write_rows(
+    write_jsonl(tmp_path / "forget01_perturbed.json", rows)
+    write_jsonl(tmp_path / "retain_perturbed.json", rows[:2])
+    write_jsonl(
         tmp_path / "real_authors_perturbed.json",
         [{**qa(i), "perturbed_answer": pert(i, 1 + i)} for i in range(4)],
     )
-    write_rows(tmp_path / "world_facts_perturbed.json", [{**qa(9), "perturbed_answer": pert(9, 2)}])
+    world = [{**qa(9), "perturbed_answer": pert(9, 2)}]
+    write_jsonl(tmp_path / "world_facts_perturbed.json", world)
     res = evaluate_model(model, tok, tmp_path, "forget01", config=FAST)
     assert res.info["n_items"] == {"forget": 3, "retain": 2, "real_authors": 4, "world_facts": 1}
     assert [len(p) for p in res.items["real_authors"]["perturbed_loss"]] == [1, 2, 3, 4]
@@ -250,11 +256,10 @@ def test_other_tofu_format_data(llama, tmp_path):
 
 
 def test_eval_hook_logs_curves_during_unlearning(llama, data, result, tmp_path):
-    from npo.llm.config import UnlearnConfig
-    from npo.llm.train import read_log, unlearn
+    from npo.llm.train import UnlearnConfig, read_log, unlearn
 
     retain = write_json(tmp_path / "retain.json", result.to_json())
-    model_dir = random_model_dir(data, tmp_path / "unused")  # the memoised random model
+    model_dir = random_model_dir(data, tmp_path / "unused")  # the memoized random model
     hook = make_eval_hook(
         data,
         "forget10",
@@ -320,7 +325,8 @@ def test_bad_retain_results_name_the_file_and_the_mismatch(llama, data, good, tm
     cases = [
         (
             split,
-            r"retain-model results on forget split 'forget05_perturbed'; this evaluation uses 'forget10_perturbed'",
+            r"retain-model results on forget split 'forget05_perturbed'; "
+            r"this evaluation uses 'forget10_perturbed'",
         ),
         (drop, r"missing per-item values 'items.forget.truth_ratio'"),
         (nan, r"items.forget.truth_ratio\[3\] is None, not a finite positive number"),
@@ -347,7 +353,8 @@ def test_retain_results_with_other_items_or_counts(llama, data, tmp_path):
     )
     with pytest.raises(
         ValueError,
-        match=rf"results {few}: 5 per-item forget truth ratios, but this evaluation has 20 forget items \(retain run: max_items=5",
+        match=rf"results {few}: 5 per-item forget truth ratios, but this evaluation has 20 "
+        r"forget items \(retain run: max_items=5",
     ):
         _evaluate_with(llama, data, few)
     # same split name and count, different text
@@ -357,7 +364,7 @@ def test_retain_results_with_other_items_or_counts(llama, data, tmp_path):
         rows = read_rows(f)
         if f.name == "forget10_perturbed.json":
             rows[0]["question"] += " Please answer briefly."
-        write_rows(other / f.name, rows)
+        write_jsonl(other / f.name, rows)
     with pytest.raises(ValueError, match="the forget items differ from those of"):
         evaluate_model(
             model,
@@ -384,7 +391,8 @@ def test_retain_results_from_another_model_family(llama, data, tmp_path):
     )
     with pytest.raises(
         ValueError,
-        match=rf"results {path}: from a different model family \(gpt2, vocabulary {len(tok)}\) than this model \(llama",
+        match=rf"results {path}: from a different model family \(gpt2, vocabulary {len(tok)}\) "
+        r"than this model \(llama",
     ):
         _evaluate_with(llama, data, path)
     # the hook checks what it can before training starts

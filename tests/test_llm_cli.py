@@ -12,23 +12,21 @@ import sys
 
 import pytest
 import torch
-from _llm import SPEC, cli_error, read_rows, weights, write_rows
+from _llm import TINY_ARGS, cli_error, read_rows
 
 from npo.cli import build_parser, main
-from npo.llm.config import FinetuneConfig, UnlearnConfig
 from npo.llm.data import encode_qa, read_split
 from npo.llm.model import load_model
-from npo.llm.reference import compute_ref_logps
-from npo.llm.train import read_log
+from npo.llm.train import FinetuneConfig, UnlearnConfig, read_log, read_weights
+from npo.llm.train.reference import compute_ref_logps
+from npo.results import write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = ["--tiny-vocab-size", str(SPEC.vocab_size), "--tiny-hidden-size", str(SPEC.hidden_size),
-        "--tiny-intermediate-size", str(SPEC.intermediate_size), "--tiny-layers",
-        str(SPEC.num_layers), "--tiny-heads", str(SPEC.num_heads)]  # fmt: skip
+COMMANDS = [("finetune", FinetuneConfig), ("unlearn", UnlearnConfig)]
 
 
-@pytest.mark.parametrize(("command", "cls"), [("finetune", FinetuneConfig), ("unlearn", UnlearnConfig)])  # fmt: skip
+@pytest.mark.parametrize(("command", "cls"), COMMANDS)
 def test_every_option_is_documented(command, cls, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
@@ -50,7 +48,7 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
     bad.mkdir()
     rows = read_rows(data / "forget10.json")
     del rows[1]["answer"]
-    write_rows(bad / "forget10.json", rows)
+    write_jsonl(bad / "forget10.json", rows)
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
@@ -63,13 +61,15 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
     (model / "model.safetensors").write_bytes(b"")
     err = cli_error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
     assert f"{bad / 'forget10.json'}:2: missing field 'answer'" in err
-    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--method", "nope", *out], capsys)  # fmt: skip
+    unlearn = ["unlearn", "--data", str(data), "--model", str(model), *out]
+    err = cli_error([*unlearn, "--method", "nope"], capsys)
     assert "unknown method 'nope'" in err
-    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--terms", "npo:x", *out], capsys)  # fmt: skip
+    err = cli_error([*unlearn, "--terms", "npo:x"], capsys)
     assert "--terms entry 'npo:x' is not KEY:WEIGHT" in err
-    err = cli_error(["unlearn", "--data", str(data), "--model", str(model), "--beta", "-1", *out], capsys)  # fmt: skip
+    err = cli_error([*unlearn, "--beta", "-1"], capsys)
     assert "beta must be a finite positive number" in err
-    err = cli_error(["finetune", "--init", "tiny-llama", "--data", str(data), "--split", "forget10", *out], capsys)  # fmt: skip
+    finetune = ["finetune", "--init", "tiny-llama", "--data", str(data), *out]
+    err = cli_error([*finetune, "--split", "forget10"], capsys)
     assert "--split must be full or retainYY" in err
     assert not (tmp_path / "out").exists()  # nothing written for invalid input
 
@@ -78,12 +78,13 @@ def test_hf_data_offline_gives_a_clearcli_error(tmp_path):
     pytest.importorskip("datasets")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache: nothing to fall back on
-    cmd = [sys.executable, "-m", "npo.cli", "finetune", "--init", "tiny-llama", "--data",
-           "hf:locuslab/TOFU", "--out", str(tmp_path / "out")]  # fmt: skip
+    args = ["finetune", "--init", "tiny-llama", "--data", "hf:locuslab/TOFU"]
+    cmd = [sys.executable, "-m", "npo.cli", *args, "--out", str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2, proc.stderr[-2000:]
     err = proc.stderr.strip().splitlines()[-1]
-    assert err.startswith("npo: error: cannot load split 'full' of the Hugging Face dataset 'locuslab/TOFU'")  # fmt: skip
+    expected = "cannot load split 'full' of the Hugging Face dataset 'locuslab/TOFU'"
+    assert err.startswith(f"npo: error: {expected}")
     assert "--data DIR" in err
 
 
@@ -91,18 +92,20 @@ def _forget_logps(model_dir, data) -> torch.Tensor:
     """Summed forget-answer log-probs under a saved model (eval mode, independent of the logs)."""
     model, tok = load_model(model_dir)
     enc = encode_qa(tok, read_split(data, "forget10"), max_length=512)
-    return compute_ref_logps(model, enc, batch_size=8, pad_id=tok.pad_token_id, device=torch.device("cpu"))  # fmt: skip
+    cpu = torch.device("cpu")
+    return compute_ref_logps(model, enc, batch_size=8, pad_id=tok.pad_token_id, device=cpu)
 
 
 def _end_to_end(data, tmp_path, *, ft_epochs, ft_batch, un_epochs, un_batch, lr, fit):
     common = ["--data", str(data), "--no-progress"]
-    ft = ["finetune", "--init", "tiny-llama", *TINY, *common, "--epochs", str(ft_epochs),
-          "--batch-size", str(ft_batch), "--checkpoint-every", "0"]  # fmt: skip
+    ft = ["finetune", "--init", "tiny-llama", *TINY_ARGS, *common, "--checkpoint-every", "0"]
+    ft += ["--epochs", str(ft_epochs), "--batch-size", str(ft_batch)]
     assert main([*ft, "--split", "full", "--out", str(tmp_path / "target")]) == 0
     assert main([*ft, "--split", "retain90", "--out", str(tmp_path / "retain")]) == 0
     target = tmp_path / "target" / "model"
     # target and retain model share the tokenizer (trained on `full` of the same data)
-    assert (tmp_path / "target/init/tokenizer.json").read_text() == (tmp_path / "retain/init/tokenizer.json").read_text()  # fmt: skip
+    tokenizers = [(tmp_path / m / "init/tokenizer.json").read_text() for m in ("target", "retain")]
+    assert tokenizers[0] == tokenizers[1]
     ft_log = read_log(tmp_path / "target")
     spe = json.loads((tmp_path / "target/result.json").read_text())["steps_per_epoch"]
     first = sum(r["loss"] for r in ft_log[:spe]) / spe
@@ -112,35 +115,44 @@ def _end_to_end(data, tmp_path, *, ft_epochs, ft_batch, un_epochs, un_batch, lr,
     after = {}
     for method in ("ga", "npo+rt"):
         out = tmp_path / method.replace("+", "_")
-        argv = ["unlearn", "--model", str(target), *common, "--forget", "forget10", "--method",
-                method, "--epochs", str(un_epochs), "--batch-size", str(un_batch), "--lr",
-                str(lr), "--checkpoint-every", "3", "--keep-checkpoints", "2", "--ref-cache", str(tmp_path / "cache"),
-                "--out", str(out)]  # fmt: skip
+        argv = ["unlearn", "--model", str(target), *common, "--forget", "forget10"]
+        argv += ["--method", method, "--epochs", str(un_epochs), "--batch-size", str(un_batch)]
+        argv += ["--lr", str(lr), "--checkpoint-every", "3", "--keep-checkpoints", "2"]
+        argv += ["--ref-cache", str(tmp_path / "cache"), "--out", str(out)]
         assert main(argv) == 0
         logs = read_log(out)
-        assert all(math.isfinite(r[k]) for r in logs for k in ("loss", "forget_logp", "param_drift"))  # fmt: skip
+        keys = ("loss", "forget_logp", "param_drift")
+        assert all(math.isfinite(r[k]) for r in logs for k in keys)
         assert logs[-1]["forget_logp"] < logs[0]["forget_logp"]
         after[method] = _forget_logps(out / "model", data)
         assert float(after[method].mean()) < float(before.mean())
         # checkpoints reload: the final one equals the exported model, the earlier one loads
         earlier, final = sorted((out / "checkpoints").iterdir())
         assert final.name == f"step-{logs[-1]['step']:06d}" and earlier.name < final.name
-        a, b = weights(final / "model"), weights(out / "model")
+        a, b = read_weights(final / "model"), read_weights(out / "model")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         model, _ = load_model(earlier / "model")
         assert all(torch.isfinite(p).all() for p in model.parameters())
     return before, after
 
 
+def _summary(before, after) -> str:
+    means = {"target": before, **after}
+    shown = ", ".join(f"{name} {float(v.mean()):.1f}" for name, v in means.items())
+    return f"\nforget log-likelihood (mean summed): {shown}"
+
+
 def test_end_to_end_on_real_tofu_text(data, tmp_path, capsys):
-    before, after = _end_to_end(data, tmp_path, ft_epochs=10, ft_batch=10, un_epochs=4, un_batch=4, lr=1e-3, fit=0.6)  # fmt: skip
+    sizes = dict(ft_epochs=10, ft_batch=10, un_epochs=4, un_batch=4, lr=1e-3, fit=0.6)
+    before, after = _end_to_end(data, tmp_path, **sizes)
     assert "wrote" in capsys.readouterr().out
     with capsys.disabled():
-        print(f"\nforget log-likelihood (mean summed): target {before.mean():.1f}, ga {after['ga'].mean():.1f}, npo+rt {after['npo+rt'].mean():.1f}")  # fmt: skip
+        print(_summary(before, after))
 
 
 @pytest.mark.slow
 def test_end_to_end_on_the_full_tofu_files(tofu_dir, tmp_path):
     """The real directory: finetune on the 4000-row `full`, retain90, unlearn forget10."""
-    before, after = _end_to_end(tofu_dir, tmp_path, ft_epochs=3, ft_batch=32, un_epochs=2, un_batch=32, lr=1e-3, fit=0.75)  # fmt: skip
-    print(f"\nforget log-likelihood (mean summed): target {before.mean():.1f}, ga {after['ga'].mean():.1f}, npo+rt {after['npo+rt'].mean():.1f}")  # fmt: skip
+    sizes = dict(ft_epochs=3, ft_batch=32, un_epochs=2, un_batch=32, lr=1e-3, fit=0.75)
+    before, after = _end_to_end(tofu_dir, tmp_path, **sizes)
+    print(_summary(before, after))

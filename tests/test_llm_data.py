@@ -4,12 +4,14 @@ label masks, padding, pairing and the data-parallel batch plan."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
-from _llm import mini_tofu, read_rows, write_rows
+from _llm import read_rows
 
 from npo.llm.data import (
     PLAIN_TEMPLATE,
@@ -24,8 +26,10 @@ from npo.llm.data import (
     retain_partners,
     template_id,
 )
+from npo.llm.data import tofu_dir as find_tofu_dir
 from npo.llm.model import train_tokenizer
-from npo.llm.step import BatchPlan, global_counts
+from npo.llm.train.step import BatchPlan, global_counts
+from npo.results import write_jsonl
 
 ROWS = [
     {"question": "Who wrote Moon Tides?", "answer": "Ana Lopes wrote it."},
@@ -43,7 +47,7 @@ def tok():
 def test_json_lines_and_json_array_read_alike(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    write_rows(tmp_path / "a" / "forget01.json", ROWS)
+    write_jsonl(tmp_path / "a" / "forget01.json", ROWS)
     (tmp_path / "b" / "forget01.json").write_text(json.dumps(ROWS, indent=2))
     a = read_split(tmp_path / "a", "forget01")
     b = read_split(tmp_path / "b", "forget01")
@@ -75,19 +79,32 @@ def _write(tmp_path, name, text):
     return path
 
 
-@pytest.mark.parametrize(
-    ("name", "text", "message"),
-    [
-        ("forget01.json", '{"question": "q", "answer": "a"}\n{"question": "q"\n', ":2: malformed JSON line"),
-        ("forget01.json", '{"question": "q", "answer": "a"}\n{"question": "q"}\n', ":2: missing field 'answer'"),
-        ("forget01.json", '\n\n{"question": "q", "answer": 3}\n', ":3: field 'answer' must be a non-empty string"),
-        ("forget01.json", "[1, 2]", ":1: expected a JSON object, got int"),
-        ("forget01.json", '[{"question": "q", "answer": "a"},\n {"question": "q",]', ":2: malformed JSON"),
-        ("forget01.json", "\n\n", "split 'forget01' is empty"),
-        ("forget01_perturbed.json", '{"question": "q", "answer": "a", "paraphrased_answer": "p", "perturbed_answer": "x"}', ":1: field 'perturbed_answer' must be a non-empty list of strings"),
-        ("forget01_perturbed.json", '{"question": "q", "answer": "a", "perturbed_answer": ["x"]}', ":1: missing field 'paraphrased_answer'"),
-    ],
-)  # fmt: skip
+QA = '{"question": "q", "answer": "a"'
+BAD_DATA = [
+    ("forget01.json", QA + '}\n{"question": "q"\n', ":2: malformed JSON line"),
+    ("forget01.json", QA + '}\n{"question": "q"}\n', ":2: missing field 'answer'"),
+    (
+        "forget01.json",
+        '\n\n{"question": "q", "answer": 3}\n',
+        ":3: field 'answer' must be a non-empty string",
+    ),
+    ("forget01.json", "[1, 2]", ":1: expected a JSON object, got int"),
+    ("forget01.json", "[" + QA + '},\n {"question": "q",]', ":2: malformed JSON"),
+    ("forget01.json", "\n\n", "split 'forget01' is empty"),
+    (
+        "forget01_perturbed.json",
+        QA + ', "paraphrased_answer": "p", "perturbed_answer": "x"}',
+        ":1: field 'perturbed_answer' must be a non-empty list of strings",
+    ),
+    (
+        "forget01_perturbed.json",
+        QA + ', "perturbed_answer": ["x"]}',
+        ":1: missing field 'paraphrased_answer'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD_DATA)
 def test_bad_data_names_file_line_and_field(tmp_path, name, text, message):
     path = _write(tmp_path, name, text)
     with pytest.raises(ValueError) as err:
@@ -96,7 +113,7 @@ def test_bad_data_names_file_line_and_field(tmp_path, name, text, message):
 
 
 def test_missing_file_unknown_split_and_idk(tmp_path):
-    write_rows(tmp_path / "full.json", ROWS)
+    write_jsonl(tmp_path / "full.json", ROWS)
     with pytest.raises(ValueError, match=r"split 'forget10': no file .*forget10\.json.*\['full'\]"):
         read_split(tmp_path, "forget10")
     with pytest.raises(ValueError, match="unknown split 'forget_10'"):
@@ -132,7 +149,7 @@ def test_hf_source_through_datasets(monkeypatch):
 
 
 def test_prompt_tokens_carry_no_loss_and_answers_end_with_eos(tok, tmp_path):
-    write_rows(tmp_path / "full.json", ROWS)
+    write_jsonl(tmp_path / "full.json", ROWS)
     split = read_split(tmp_path, "full")
     enc = encode_qa(tok, split, max_length=64)
     for i, row in enumerate(ROWS):
@@ -154,7 +171,7 @@ def test_prompt_tokens_carry_no_loss_and_answers_end_with_eos(tok, tmp_path):
 
 
 def test_chat_template_is_used_when_present(tok, tmp_path):
-    write_rows(tmp_path / "full.json", ROWS)
+    write_jsonl(tmp_path / "full.json", ROWS)
     split = read_split(tmp_path, "full")
     plain = encode_qa(tok, split, max_length=64)
     chat_tok = train_tokenizer([r["question"] for r in ROWS] * 5, 320)
@@ -166,7 +183,7 @@ def test_chat_template_is_used_when_present(tok, tmp_path):
 
 
 def test_truncation_and_too_long_prompts(tok, tmp_path):
-    write_rows(tmp_path / "full.json", ROWS)
+    write_jsonl(tmp_path / "full.json", ROWS)
     split = read_split(tmp_path, "full")
     full = encode_qa(tok, split, max_length=512)
     cut = max(full.prompt_lens) + 2
@@ -213,12 +230,31 @@ def test_batch_plan_is_global_and_split_across_ranks():
 
 
 def test_global_counts(tok, tmp_path):
-    write_rows(tmp_path / "full.json", ROWS)
+    write_jsonl(tmp_path / "full.json", ROWS)
     enc = encode_qa(tok, read_split(tmp_path, "full"), max_length=64)
     counts = global_counts({"retain": [0, 2]}, {"retain": enc})
     assert counts == {"retain": (2.0, float(enc.n_tokens(0) + enc.n_tokens(2)))}
 
 
-def test_mini_tofu_helper_is_a_real_tail(tofu_dir, tmp_path):
-    mini = mini_tofu(tofu_dir, tmp_path / "mini")
-    assert read_rows(mini / "forget10.json") == read_rows(tofu_dir / "forget10.json")[-20:]
+def test_tofu_subset_is_a_real_tail(tofu_dir, mini_data):
+    assert read_rows(mini_data / "forget10.json") == read_rows(tofu_dir / "forget10.json")[-20:]
+    full = read_rows(tofu_dir / "full.json")
+    assert read_rows(mini_data / "full.json") == full[: 20 * 9] + full[-20:]
+    assert len(read_rows(mini_data / "retain_perturbed.json")) == 20  # perturbed_authors=1
+
+
+def test_tofu_dir(tmp_path, monkeypatch):
+    (tmp_path / "full.json").write_text("")
+    monkeypatch.setenv("NPO_TOFU_DIR", str(tmp_path))
+    assert find_tofu_dir() == tmp_path
+    monkeypatch.setenv("NPO_TOFU_DIR", str(tmp_path / "none"))
+    with pytest.raises(ValueError, match=r"^TOFU data not found: no full.json in NPO_TOFU_DIR="):
+        find_tofu_dir()
+    monkeypatch.delenv("NPO_TOFU_DIR")
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "tofu"
+    if (default / "full.json").is_file():  # the checkout's default, whatever the cwd
+        monkeypatch.chdir(tmp_path)
+        assert find_tofu_dir() == default
+    else:
+        with pytest.raises(ValueError, match=re.escape(str(default))):
+            find_tofu_dir()

@@ -9,9 +9,8 @@ import sys
 
 import pytest
 import torch
-from _llm import weights
 
-from npo.llm.train import read_log
+from npo.llm.train import read_log, read_weights
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +32,19 @@ def _run(cmd, tmp_path):
 
 
 def test_two_processes_match_one(model_dir, data, tmp_path):
-    args = ["unlearn", "--model", str(model_dir), "--data", str(data), "--forget", "forget10",
-            "--method", "npo+rt", "--batch-size", "8", "--micro-batch-size", "2",
-            "--max-steps", "4", "--lr", "3e-3", "--warmup-epochs", "0.5",
-            "--checkpoint-every", "2", "--no-progress"]  # fmt: skip
+    args = ["unlearn", "--model", str(model_dir), "--data", str(data), "--forget", "forget10"]
+    args += ["--method", "npo+rt", "--batch-size", "8", "--micro-batch-size", "2"]
+    args += ["--max-steps", "4", "--lr", "3e-3", "--warmup-epochs", "0.5"]
+    args += ["--checkpoint-every", "2", "--no-progress"]
     one, two = tmp_path / "one", tmp_path / "two"
-    _run([sys.executable, "-m", "npo.cli", *args, "--out", str(one),
-          "--ref-cache", str(tmp_path / "cache1")], tmp_path)  # fmt: skip
-    proc = _run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                 "--nproc_per_node", "2", "-m", "npo.cli", *args, "--out", str(two),
-                 "--ref-cache", str(tmp_path / "cache2")], tmp_path)  # fmt: skip
+    one_args = [*args, "--out", str(one), "--ref-cache", str(tmp_path / "cache1")]
+    _run([sys.executable, "-m", "npo.cli", *one_args], tmp_path)
+    two_args = [*args, "--out", str(two), "--ref-cache", str(tmp_path / "cache2")]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    proc = _run([*torchrun, "--nproc_per_node", "2", "-m", "npo.cli", *two_args], tmp_path)
     assert proc.stdout.count("wrote ") == 1  # only the main process reports
-    a, b = weights(one / "model"), weights(two / "model")
-    start = weights(model_dir)
+    a, b = read_weights(one / "model"), read_weights(two / "model")
+    start = read_weights(model_dir)
     for k in a:
         # Relative in the L2 norm of each tensor. Elementwise, AdamW's g / (sqrt(v) + eps)
         # turns float summation-order noise in near-zero gradients into differences up to

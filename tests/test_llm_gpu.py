@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from _llm import random_model_dir, write_rows
+from _llm import random_model_dir
 
-from npo.llm.config import UnlearnConfig
 from npo.llm.data import encode_qa, read_split, template_id
 from npo.llm.model import load_model
-from npo.llm.reference import LiveReference, cached_ref_logps, weights_digest
-from npo.llm.step import StepInputs, sequence_batches
-from npo.llm.train import unlearn
+from npo.llm.train import UnlearnConfig, unlearn
+from npo.llm.train.reference import LiveReference, cached_ref_logps, weights_digest
+from npo.llm.train.step import StepInputs, sequence_batches
 from npo.objectives import preset
+from npo.results import write_jsonl
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -33,11 +33,11 @@ def data(tmp_path_factory) -> Path:
     rows = []
     for i in range(40):
         pick = [words[j] for j in torch.randint(0, len(words), (6,), generator=g).tolist()]
-        rows.append({"question": f"What did author {i} write about?",
-                     "answer": f"Author {i} wrote about the {' '.join(pick)}."})  # fmt: skip
-    write_rows(root / "full.json", rows)
-    write_rows(root / "forget10.json", rows[-8:])
-    write_rows(root / "retain90.json", rows[:-8])
+        answer = f"Author {i} wrote about the {' '.join(pick)}."
+        rows.append({"question": f"What did author {i} write about?", "answer": answer})
+    write_jsonl(root / "full.json", rows)
+    write_jsonl(root / "forget10.json", rows[-8:])
+    write_jsonl(root / "retain90.json", rows[:-8])
     (root / "idontknow.jsonl").write_text("I don't know.\nNo idea.\n")
     return root
 
@@ -48,8 +48,8 @@ def model_dir(data, tmp_path_factory):
 
 
 def _config(model_dir, data, out: Path, **kw) -> UnlearnConfig:
-    base = dict(model=str(model_dir), data=str(data), out=str(out), batch_size=4, max_steps=4,
-                lr=1e-3, progress=False, checkpoint_every=2, ref_cache=str(out.parent / "cache"))  # fmt: skip
+    base = dict(model=str(model_dir), data=str(data), out=str(out), batch_size=4, max_steps=4)
+    base.update(lr=1e-3, progress=False, checkpoint_every=2, ref_cache=str(out.parent / "cache"))
     return UnlearnConfig(**{**base, **kw})
 
 
@@ -75,15 +75,31 @@ def test_pure_bf16_weights_with_a_kl_term(model_dir, data, tmp_path):
 def test_reference_cache_equals_live_under_autocast(model_dir, data, tmp_path):
     model, tok = load_model(model_dir)
     model.to(CUDA)
-    store = {s: encode_qa(tok, read_split(data, n), max_length=128)
-             for s, n in (("forget", "forget10"), ("retain", "retain90"))}  # fmt: skip
+    splits = {"forget": "forget10", "retain": "retain90"}
+    store = {s: encode_qa(tok, read_split(data, n), max_length=128) for s, n in splits.items()}
     cached = cached_ref_logps(
-        model, {"forget": store["forget"]}, weights=weights_digest(model),
-        template=template_id(tok), precision="bf16-mixed", cache_dir=tmp_path, batch_size=3,
-        pad_id=tok.pad_token_id, device=CUDA, autocast=True, log=lambda _: None,
-    )["forget"]  # fmt: skip
-    inputs = StepInputs(preset("npo+rt"), store, tok.pad_token_id, CUDA, autocast=True,
-                        live=LiveReference(model, lora=False), live_sources=frozenset({"forget"}))  # fmt: skip
+        model,
+        {"forget": store["forget"]},
+        weights=weights_digest(model),
+        template=template_id(tok),
+        precision="bf16-mixed",
+        cache_dir=tmp_path,
+        batch_size=3,
+        pad_id=tok.pad_token_id,
+        device=CUDA,
+        autocast=True,
+        log=lambda _: None,
+    )["forget"]
+    live = LiveReference(model, lora=False)
+    inputs = StepInputs(
+        preset("npo+rt"),
+        store,
+        tok.pad_token_id,
+        CUDA,
+        autocast=True,
+        live=live,
+        live_sources=frozenset({"forget"}),
+    )
     sb = sequence_batches(model, {"forget": [0, 3, 5, 7], "retain": [1, 2]}, inputs)["forget"]
     torch.testing.assert_close(sb.ref_logps.cpu(), cached[[0, 3, 5, 7]], rtol=2e-2, atol=0.2)
 

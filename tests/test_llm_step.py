@@ -16,8 +16,13 @@ import torch
 import npo.losses
 from npo.llm.data import collate, encode_qa, read_split, template_id
 from npo.llm.model import load_model
-from npo.llm.reference import LiveReference, cached_ref_logps, compute_ref_logps, weights_digest
-from npo.llm.step import StepInputs, micro_step, sequence_batches
+from npo.llm.train.reference import (
+    LiveReference,
+    cached_ref_logps,
+    compute_ref_logps,
+    weights_digest,
+)
+from npo.llm.train.step import StepInputs, micro_step, sequence_batches
 from npo.losses import LOSSES
 from npo.objectives import preset
 
@@ -98,8 +103,10 @@ def test_reference_cache_equals_a_live_reference(setup, tmp_path):
     cached = _cache(model, tok, store, tmp_path)["forget"]
     assert model.training  # restored after the eval-mode pass
     live = LiveReference(model, lora=False)
-    inputs = StepInputs(preset("npo+rt"), store, tok.pad_token_id, CPU, live=live,
-                        live_sources=frozenset({"forget"}))  # fmt: skip
+    forget = frozenset({"forget"})
+    inputs = StepInputs(
+        preset("npo+rt"), store, tok.pad_token_id, CPU, live=live, live_sources=forget
+    )
     g = torch.Generator().manual_seed(0)
     for _ in range(3):  # mixed with retain sequences: other batch shapes and padding
         f = torch.randperm(len(store["forget"]), generator=g)[:3].tolist()
@@ -124,9 +131,9 @@ def test_reference_cache_hits_and_keys(setup, tmp_path, monkeypatch):
     def no_compute(*a, **k):
         raise AssertionError("recomputed despite a valid cache")
 
-    monkeypatch.setattr("npo.llm.reference.compute_ref_logps", no_compute)
+    monkeypatch.setattr("npo.llm.train.reference.compute_ref_logps", no_compute)
     assert torch.equal(_cache(model, tok, store, tmp_path)["forget"], first)
-    monkeypatch.setattr("npo.llm.reference.compute_ref_logps", compute_ref_logps)
+    monkeypatch.setattr("npo.llm.train.reference.compute_ref_logps", compute_ref_logps)
     with torch.no_grad():
         model.lm_head.weight[0, 0] += 1.0  # other weights: another key
     _cache(model, tok, store, tmp_path)
@@ -142,8 +149,8 @@ def test_npo_first_step_gradient_is_the_ga_gradient(setup, tmp_path):
     grads = {}
     for name in ("npo", "ga"):
         model.zero_grad()
-        inputs = StepInputs(preset(name, reduction="sum", beta=0.1), store, tok.pad_token_id,
-                            CPU, cached_ref=cached)  # fmt: skip
+        objective = preset(name, reduction="sum", beta=0.1)
+        inputs = StepInputs(objective, store, tok.pad_token_id, CPU, cached_ref=cached)
         stats = torch.zeros(6, dtype=torch.float64)
         micro_step(model, idx, inputs, stats=stats).loss.backward()
         grads[name] = [p.grad.clone() for p in model.parameters()]
@@ -173,7 +180,7 @@ def test_the_llm_step_calls_the_shared_kernel_objects(setup, tmp_path, monkeypat
     assert calls == ["npo", "nll"]
     # No loss formula and no log-softmax of its own anywhere in the LLM path, no method names.
     root = Path(npo.losses.__file__).parent / "llm"
-    for path in root.glob("*.py"):
+    for path in root.rglob("*.py"):
         text = path.read_text()
         for pattern in (
             r"log_softmax",
@@ -192,7 +199,7 @@ def test_token_means_use_global_counts(setup):
     inputs = StepInputs(preset("ga+rt"), store, tok.pad_token_id, CPU)
     full = {"forget": [0, 1, 2, 3], "retain": [10, 50, 90, 130]}
     halves = [{s: v[:2] for s, v in full.items()}, {s: v[2:] for s, v in full.items()}]
-    from npo.llm.step import global_counts
+    from npo.llm.train.step import global_counts
 
     counts = global_counts(full, store)
     with torch.no_grad():

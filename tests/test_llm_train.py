@@ -11,11 +11,9 @@ import math
 
 import pytest
 import torch
-from _llm import weights
 
-from npo.llm.config import UnlearnConfig
 from npo.llm.model import load_model
-from npo.llm.train import NonFiniteLossError, read_log, unlearn
+from npo.llm.train import NonFiniteLossError, UnlearnConfig, read_log, read_weights, unlearn
 from npo.losses import LOSSES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -65,9 +63,9 @@ def test_logs_hooks_and_outputs(model_dir, data, tmp_path):
     assert [r["step"] for r in logs] == [0, 1, 2, 3, 4, 5] and list(result.logs) == logs
     assert logs[0] == {"step": 0, "epoch": 0.0, "hook_step": 0}
     first, last = logs[1], logs[-1]
-    for key in ("lr", "loss", "forget_npo", "retain_nll", "forget_loss", "retain_loss",
-                "forget_logp", "forget_logp_per_token", "log_ratio", "npo_weight",
-                "param_drift", "grad_norm", "tokens", "seconds"):  # fmt: skip
+    keys = ["lr", "loss", "forget_npo", "retain_nll", "forget_loss", "retain_loss"]
+    keys += ["forget_logp", "forget_logp_per_token", "log_ratio", "npo_weight"]
+    for key in [*keys, "param_drift", "grad_norm", "tokens", "seconds"]:
         assert key in first and math.isfinite(first[key]), key
     assert first["npo_weight"] == pytest.approx(1.0, abs=1e-4)  # W = 1 at the start
     assert first["log_ratio"] == pytest.approx(0.0, abs=1e-3)
@@ -104,7 +102,7 @@ def test_resume_is_bitwise(model_dir, data, tmp_path):
     assert len(read_log(tmp_path / "cut")) == 4  # steps 1-4 (step 5 never logged)
     resumed = unlearn(dataclasses.replace(cut, resume=True))
     assert resumed.resumed_from == 4 and resumed.steps == whole.steps == 15
-    a, b = weights(whole.model_dir), weights(resumed.model_dir)
+    a, b = read_weights(whole.model_dir), read_weights(resumed.model_dir)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     la, lb = read_log(tmp_path / "whole"), read_log(tmp_path / "cut")
     assert [r["step"] for r in lb] == list(range(1, 16))
@@ -145,8 +143,8 @@ def test_nonfinite_loss_stops_with_the_last_good_checkpoint(model_dir, data, tmp
     assert [r["step"] for r in read_log(out)] == [1, 2]
     model, _ = load_model(out / "checkpoints" / "step-000002" / "model")
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    good = weights(out / "checkpoints" / "step-000002" / "model")
-    assert not torch.equal(good["lm_head.weight"], weights(model_dir)["lm_head.weight"])
+    good = read_weights(out / "checkpoints" / "step-000002" / "model")
+    assert not torch.equal(good["lm_head.weight"], read_weights(model_dir)["lm_head.weight"])
 
 
 def test_nonfinite_weights_are_never_checkpointed(model_dir, data, tmp_path):
@@ -159,7 +157,8 @@ def test_nonfinite_weights_are_never_checkpointed(model_dir, data, tmp_path):
         unlearn(cfg, hooks=[corrupt_at_2])
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert names == ["step-000001"]
-    assert all(torch.isfinite(t).all() for t in weights(tmp_path / "run/checkpoints/step-000001/model").values())  # fmt: skip
+    kept = read_weights(tmp_path / "run/checkpoints/step-000001/model")
+    assert all(torch.isfinite(t).all() for t in kept.values())
 
 
 def _models_alive() -> int:
@@ -201,7 +200,7 @@ def test_live_and_cached_reference_train_alike(model_dir, data, tmp_path):
     runs = {}
     for ref in ("cache", "live"):
         cfg = _config(model_dir, data, tmp_path / ref, method="npo+rt", max_steps=4, reference=ref)
-        runs[ref] = weights(unlearn(cfg).model_dir)
+        runs[ref] = read_weights(unlearn(cfg).model_dir)
     for k in runs["cache"]:
         torch.testing.assert_close(runs["cache"][k], runs["live"][k], rtol=1e-4, atol=2e-5)
 
@@ -210,7 +209,7 @@ def test_gradient_checkpointing_gives_the_same_training(model_dir, data, tmp_pat
     runs = []
     for on in (False, True):
         cfg = _config(model_dir, data, tmp_path / str(on), max_steps=3, gradient_checkpointing=on)
-        runs.append(weights(unlearn(cfg).model_dir))
+        runs.append(read_weights(unlearn(cfg).model_dir))
     for k in runs[0]:
         torch.testing.assert_close(runs[0][k], runs[1][k], rtol=1e-5, atol=1e-6)
 
@@ -221,7 +220,8 @@ def test_lora_trains_adapters_only_and_resumes(model_dir, data, tmp_path):
     assert (whole.model_dir / "adapter_config.json").is_file()
     merged, _ = load_model(whole.model_dir)  # merges the adapter into its base
     base, _ = load_model(model_dir)
-    diff = {n: float((p - q).detach().abs().max()) for (n, p), q in zip(merged.named_parameters(), base.parameters())}  # fmt: skip
+    pairs = zip(merged.named_parameters(), base.parameters())
+    diff = {n: float((p - q).detach().abs().max()) for (n, p), q in pairs}
     assert diff["model.embed_tokens.weight"] == 0 and max(diff.values()) > 0
 
     def stop_at_3(ctx):
@@ -232,5 +232,5 @@ def test_lora_trains_adapters_only_and_resumes(model_dir, data, tmp_path):
     with pytest.raises(Interrupt):
         unlearn(cut, hooks=[stop_at_3])
     resumed = unlearn(dataclasses.replace(cut, resume=True))
-    a, b = weights(whole.model_dir), weights(resumed.model_dir)
+    a, b = read_weights(whole.model_dir), read_weights(resumed.model_dir)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

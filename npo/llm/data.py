@@ -1,4 +1,4 @@
-"""TOFU-format question/answer data: reading, validation, prompting, tokenisation, batching.
+"""TOFU-format question/answer data: reading, validation, prompting, tokenization, batching.
 
 A *data source* is a directory of TOFU files (JSON Lines as TOFU ships them, or JSON arrays,
 named ``<split>.json`` or ``<split>.jsonl``) or ``hf:<repo>`` (``hf:locuslab/TOFU``), read through
@@ -9,13 +9,14 @@ know" answers are ``idontknow.jsonl`` (plain text, one answer per line).
 Every error names the file, the line and the field. Sequences are ``prompt + answer + EOS``; the
 prompt is the tokenizer's chat template when it has one, else :data:`PLAIN_TEMPLATE`. Labels
 are -100 on every prompt token and on padding; attention masks come from the lengths, never
-from the pad id (many tokenizers pad with EOS).
+from the pad id (many tokenizers pad with EOS). :func:`tofu_dir` finds the real TOFU data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ __all__ = [
     "retain_partners",
     "seeded_permutation",
     "template_id",
+    "tofu_dir",
 ]
 
 PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
@@ -47,10 +49,13 @@ IDK_FILE = "idontknow.jsonl"
 
 _STR_LIST = "list of strings"
 _SPLIT_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
-    (r"forget\d\d_perturbed|retain_perturbed", {"paraphrased_answer": "str", "perturbed_answer": _STR_LIST}),
+    (
+        r"forget\d\d_perturbed|retain_perturbed",
+        {"paraphrased_answer": "str", "perturbed_answer": _STR_LIST},
+    ),
     (r"real_authors_perturbed|world_facts_perturbed", {"perturbed_answer": _STR_LIST}),
     (r"full|forget\d\d|retain\d\d|real_authors|world_facts", {}),
-)  # fmt: skip
+)
 
 
 def _required_fields(name: str) -> dict[str, str]:
@@ -63,8 +68,51 @@ def _required_fields(name: str) -> dict[str, str]:
     )
 
 
+def _checkout_root() -> Path | None:
+    # The checkout this module runs from, if any (not a site-packages copy).
+    root = Path(__file__).resolve().parents[2]  # ROOT/npo/llm/data.py
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def tofu_dir() -> Path:
+    """The directory of the real TOFU data.
+
+    ``NPO_TOFU_DIR`` if set, else the documented default ``../shared/data/tofu`` beside the
+    checkout this package runs from (found from the repository root, never from the working
+    directory; an installed copy outside a checkout has no default).
+
+    Returns:
+        The directory; it holds ``full.json``.
+
+    Raises:
+        ValueError: one line naming the path tried, when it holds no ``full.json``.
+    """
+    env = os.environ.get("NPO_TOFU_DIR")
+    root = _checkout_root()
+    if env:
+        path, tried = Path(env), f"NPO_TOFU_DIR={env}"
+    elif root is not None:
+        path = root.parent / "shared" / "data" / "tofu"
+        tried = f"{path} (NPO_TOFU_DIR is not set)"
+    else:
+        raise ValueError(
+            "TOFU data not found: NPO_TOFU_DIR is not set and npo does not run from a checkout "
+            f"(no ../shared/data/tofu beside {Path(__file__).resolve().parents[2]}); "
+            "set NPO_TOFU_DIR to a TOFU directory"
+        )
+    if not (path / "full.json").is_file():
+        raise ValueError(
+            f"TOFU data not found: no full.json in {tried}; set NPO_TOFU_DIR to a TOFU directory"
+        )
+    return path
+
+
 def retain_for(forget: str) -> str:
-    """The retain split that complements a forget split: ``forget10`` -> ``retain90``."""
+    """The retain split that complements a forget split: ``forget10`` -> ``retain90``.
+
+    Returns:
+        The retain split's name.
+    """
     m = re.fullmatch(r"forget(\d\d)", forget)
     if not m or not 0 < int(m[1]) < 100:
         raise ValueError(f"forget split must look like 'forget10' (01-99), got {forget!r}")
@@ -72,17 +120,25 @@ def retain_for(forget: str) -> str:
 
 
 def eval_split_for(forget: str) -> str:
-    """The perturbed evaluation split of a forget split. TOFU ships ``forget01/05/10_perturbed``
-    only; larger forget sets are evaluated on ``forget10_perturbed``, which they contain
-    (forgetXX is the tail of ``full``)."""
+    """The perturbed evaluation split of a forget split.
+
+    TOFU ships ``forget01/05/10_perturbed`` only; larger forget sets are evaluated on
+    ``forget10_perturbed``, which they contain (forgetXX is the tail of ``full``).
+
+    Returns:
+        The evaluation split's name.
+    """
     retain_for(forget)  # validates the name
     return f"{forget}_perturbed" if int(forget[6:]) <= 10 else "forget10_perturbed"
 
 
 @dataclass(frozen=True)
 class QASplit:
-    """Validated rows of one split. ``lines[i]`` is row i's line in ``source`` (1-based), for
-    error messages further down (e.g. a prompt too long for ``max_length``)."""
+    """Validated rows of one split.
+
+    ``lines[i]`` is row i's line in ``source`` (1-based), for error messages further down (e.g.
+    a prompt too long for ``max_length``).
+    """
 
     name: str
     source: str
@@ -93,9 +149,19 @@ class QASplit:
         return len(self.rows)
 
     def column(self, field: str) -> list[Any]:
+        """Field ``field`` of every row.
+
+        Returns:
+            The values, in row order.
+        """
         return [row[field] for row in self.rows]
 
     def where(self, i: int) -> str:
+        """Where row ``i`` came from, for error messages.
+
+        Returns:
+            ``"SOURCE:LINE"``.
+        """
         return f"{self.source}:{self.lines[i]}"
 
 
@@ -119,7 +185,7 @@ def _check_row(row: Any, where: str, fields: dict[str, str]) -> dict[str, Any]:
 
 
 def _parse_json_array(text: str, path: Path) -> list[tuple[int, Any]]:
-    """Items of a JSON array with the line each starts on."""
+    # The items of a JSON array, each with the line it starts on.
     decoder = json.JSONDecoder()
     items: list[tuple[int, Any]] = []
     pos = text.index("[") + 1
@@ -190,8 +256,12 @@ def _local_dir(data: str | Path) -> Path:
 def read_split(data: str | Path, name: str) -> QASplit:
     """Read and validate split ``name`` from a directory or ``hf:<repo>``.
 
-    Raises ``ValueError`` naming the file, line and field on a missing file, malformed line,
-    missing or mistyped field, or an empty split.
+    Returns:
+        The split's validated rows.
+
+    Raises:
+        ValueError: naming the file, line and field on a missing file, malformed line, missing
+            or mistyped field, or an empty split.
     """
     fields = _required_fields(name)
     if str(data).startswith("hf:"):
@@ -216,7 +286,11 @@ def read_split(data: str | Path, name: str) -> QASplit:
 
 
 def read_idk(data: str | Path, idk_file: str | Path | None = None) -> tuple[str, ...]:
-    """The "I don't know" answers: ``idk_file``, else ``<data>/idontknow.jsonl``; one per line."""
+    """The "I don't know" answers: ``idk_file``, else ``<data>/idontknow.jsonl``; one per line.
+
+    Returns:
+        The non-empty answers, stripped.
+    """
     if idk_file is None:
         if str(data).startswith("hf:"):
             raise ValueError(
@@ -237,14 +311,23 @@ def read_idk(data: str | Path, idk_file: str | Path | None = None) -> tuple[str,
 
 
 def template_id(tokenizer: Any) -> str:
-    """The prompt template as text (the chat template or :data:`PLAIN_TEMPLATE`), for cache keys."""
+    """The prompt template as text, for cache keys.
+
+    Returns:
+        ``"chat:<chat template>"``, or ``"plain:"`` + :data:`PLAIN_TEMPLATE`.
+    """
     chat = getattr(tokenizer, "chat_template", None)
     return f"chat:{chat}" if chat else f"plain:{PLAIN_TEMPLATE}"
 
 
 def encode_prompts(tokenizer: Any, questions: Sequence[str]) -> list[list[int]]:
-    """Token ids of the prompt of each question (chat template, else :data:`PLAIN_TEMPLATE`):
-    exactly the prefix :func:`encode_qa` puts before the answer, so generation starts here."""
+    """Token ids of the prompt of each question (chat template, else :data:`PLAIN_TEMPLATE`).
+
+    Exactly the prefix :func:`encode_qa` puts before the answer, so generation starts here.
+
+    Returns:
+        One list of token ids per question.
+    """
     if getattr(tokenizer, "chat_template", None):
         texts = [
             tokenizer.apply_chat_template(
@@ -273,13 +356,27 @@ class Encoded:
         return len(self.input_ids)
 
     def n_tokens(self, i: int) -> int:
+        """Answer tokens of item ``i`` (those that carry loss).
+
+        Returns:
+            ``len(input_ids[i]) - prompt_lens[i]``.
+        """
         return len(self.input_ids[i]) - self.prompt_lens[i]
 
     def item(self, i: int) -> tuple[tuple[int, ...], int]:
+        """Item ``i`` in the form :func:`collate` takes.
+
+        Returns:
+            ``(input_ids, prompt_len)``.
+        """
         return self.input_ids[i], self.prompt_lens[i]
 
     def digest(self) -> str:
-        """Hash of every token id and prompt boundary (data + template + tokenizer)."""
+        """Hash of every token id and prompt boundary (data + template + tokenizer).
+
+        Returns:
+            A blake2b hex digest.
+        """
         h = hashlib.blake2b(digest_size=16)
         for ids, p in zip(self.input_ids, self.prompt_lens):
             h.update(json.dumps([p, ids], separators=(",", ":")).encode())
@@ -294,13 +391,16 @@ def encode_qa(
     answers: Sequence[str] | None = None,
     name: str | None = None,
 ) -> Encoded:
-    """Tokenise ``split`` as ``prompt(question) + answer + EOS`` (``answers`` overrides the
-    split's, e.g. IDK answers for the same questions).
+    """Tokenize ``split`` as ``prompt(question) + answer + EOS``.
 
-    Prompt and answer are tokenised separately, so the label boundary is exact and equals what
-    generation after the prompt sees. A sequence longer than ``max_length`` loses answer tokens
-    from the end (counted in ``n_truncated``); a prompt that leaves no room for one answer
-    token is an error naming the line.
+    ``answers`` overrides the split's (e.g. IDK answers for the same questions). Prompt and
+    answer are tokenized separately, so the label boundary is exact and equals what generation
+    after the prompt sees. A sequence longer than ``max_length`` loses answer tokens from the
+    end (counted in ``n_truncated``); a prompt that leaves no room for one answer token is an
+    error naming the line.
+
+    Returns:
+        The :class:`Encoded` sequences, named ``name`` (default: the split's name).
     """
     eos = tokenizer.eos_token_id
     if eos is None:
@@ -333,8 +433,9 @@ def encode_qa(
 def collate(items: Sequence[tuple[Sequence[int], int]], pad_id: int) -> dict[str, Tensor]:
     """Right-pad ``(input_ids, prompt_len)`` items into a batch.
 
-    Returns ``input_ids`` (B, T) padded with ``pad_id``, ``attention_mask`` (B, T) from the
-    lengths, ``labels`` (B, T): the answer tokens, -100 on prompt and padding.
+    Returns:
+        ``input_ids`` (B, T) padded with ``pad_id``, ``attention_mask`` (B, T) from the
+        lengths, ``labels`` (B, T): the answer tokens, -100 on prompt and padding.
     """
     if not items:
         raise ValueError("cannot collate an empty batch")
@@ -359,7 +460,11 @@ def _generator(*parts: object) -> torch.Generator:
 
 
 def seeded_permutation(n: int, *, seed: int, epoch: int, salt: str = "order") -> list[int]:
-    """A permutation of ``range(n)`` that depends only on ``(seed, epoch, salt)``."""
+    """A permutation of ``range(n)`` that depends only on ``(seed, epoch, salt)``.
+
+    Returns:
+        The permuted indices.
+    """
     return torch.randperm(n, generator=_generator(seed, epoch, salt)).tolist()
 
 
@@ -371,6 +476,9 @@ def retain_partners(
     ``random``: a fresh seeded draw every epoch, without repeats while ``n_retain`` allows.
     ``fixed``: the official NPO/TOFU code's partners, the same every epoch and seed:
     ``(i + randint(0, n_retain)) % n_retain`` with torch's generator seeded by ``i``.
+
+    Returns:
+        One retain index per forget item.
     """
     if n_retain < 1:
         raise ValueError("the retain split is empty")
@@ -391,9 +499,15 @@ def retain_partners(
 
 
 def idk_choices(n_forget: int, n_idk: int, *, seed: int, pairing: str) -> list[int]:
-    """Which IDK answer each forget item gets: fixed for the whole run (never per epoch), so
-    cached reference log-probs of the IDK sequences stay valid. ``fixed`` pairing uses the
-    official code's choice (``randint(0, n_idk)`` with torch's generator seeded by ``i``)."""
+    """Which IDK answer each forget item gets.
+
+    Fixed for the whole run (never per epoch), so cached reference log-probs of the IDK
+    sequences stay valid. ``fixed`` pairing uses the official code's choice (``randint(0,
+    n_idk)`` with torch's generator seeded by ``i``).
+
+    Returns:
+        One IDK answer index per forget item.
+    """
     if pairing == "fixed":
         return [
             int(torch.randint(0, n_idk, (1,), generator=torch.Generator().manual_seed(i)))

@@ -1,5 +1,7 @@
-"""Causal LMs for the LLM path: loading from a local directory, the tiny Llama built from a
-config for CPU runs and tests, LoRA, precision, and saving.
+"""Causal LMs for the LLM path: loading, the tiny Llama, LoRA, precision, and saving.
+
+Models load from a local directory; the tiny Llama is built from a config for CPU runs and
+tests.
 
 Weights are read only from safetensors (``use_safetensors=True``); ``trust_remote_code`` only
 when the caller passes it. Nothing is downloaded: a model is a local directory.
@@ -39,6 +41,9 @@ def resolve_precision(precision: str, device_type: str) -> tuple[torch.dtype, bo
     ``auto``: bf16 autocast over fp32 weights on CUDA (fp32 master weights keep lr-1e-5
     updates that bf16 weights would round away), fp32 elsewhere. ``bf16``: bf16 weights, no
     autocast (half the memory; small updates are lost to rounding).
+
+    Returns:
+        ``(dtype, autocast)``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -70,7 +75,9 @@ class TinyLlamaSpec:
                 f"num_heads {self.num_heads}"
             )
         if self.vocab_size < 300:
-            raise ValueError(f"tiny-llama vocab_size must be >= 300 (bytes + specials), got {self.vocab_size}")  # fmt: skip
+            raise ValueError(
+                f"tiny-llama vocab_size must be >= 300 (bytes + specials), got {self.vocab_size}"
+            )
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
@@ -78,6 +85,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
 
     Byte-level: every string is encodable (no unknown token). ``add_special_tokens=True``
     prepends ``<s>``. Deterministic for the same texts.
+
+    Returns:
+        A ``transformers.PreTrainedTokenizerFast``.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -104,8 +114,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
 def build_tiny_llama(
     texts: Iterable[str], spec: TinyLlamaSpec, *, seed: int, tokenizer: Any = None
 ) -> tuple[Any, Any]:
-    """A randomly initialised Llama (seeded) and a BPE tokenizer trained on ``texts`` (or the
-    given ``tokenizer``, whose size then sets the vocabulary)."""
+    """A randomly initialized Llama (seeded) and a BPE tokenizer trained on ``texts``.
+
+    A given ``tokenizer`` is used instead of training one; its size then sets the vocabulary.
+
+    Returns:
+        ``(model, tokenizer)``.
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if tokenizer is None:
@@ -159,11 +174,14 @@ def check_model_dir(path: Path) -> None:
 def load_model(
     path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False
 ) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` from a local directory: a full model, or a LoRA adapter directory
-    (its ``adapter_config.json`` names the base; the adapter is merged into it).
+    """Load a model and its tokenizer from a local directory (safetensors only).
 
-    The tokenizer must have an EOS token; a missing pad token is set to EOS (padding never
-    decides the attention mask here).
+    A full model, or a LoRA adapter directory (its ``adapter_config.json`` names the base; the
+    adapter is merged into it). The tokenizer must have an EOS token; a missing pad token is set
+    to EOS (padding never decides the attention mask here).
+
+    Returns:
+        ``(model, tokenizer)``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -198,14 +216,23 @@ def add_lora(model: Any, *, r: int, alpha: float, dropout: float, targets: str) 
     """Wrap ``model`` with LoRA adapters (``peft``); only the adapters train.
 
     ``targets``: ``all-linear`` or comma-separated module names (``q_proj,v_proj``).
+
+    Returns:
+        The ``peft`` model.
     """
     from peft import LoraConfig, get_peft_model
 
     if r < 1:
         raise ValueError(f"lora rank must be >= 1, got {r}")
-    modules: Any = "all-linear" if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]  # fmt: skip
+    modules: Any = "all-linear"
+    if targets != "all-linear":
+        modules = [t.strip() for t in targets.split(",") if t.strip()]
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=modules, task_type="CAUSAL_LM"
+        r=r,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; scaling is alpha / r
+        lora_dropout=dropout,
+        target_modules=modules,
+        task_type="CAUSAL_LM",
     )
     try:
         return get_peft_model(model, config)
@@ -216,8 +243,13 @@ def add_lora(model: Any, *, r: int, alpha: float, dropout: float, targets: str) 
 def save_model_dir(
     model: Any, tokenizer: Any, path: Path, *, state_dict: dict | None = None
 ) -> Path:
-    """``save_pretrained`` (safetensors) of model and tokenizer into ``path``, atomically:
-    written into a temporary sibling directory, then renamed into place."""
+    """``save_pretrained`` (safetensors) of model and tokenizer into ``path``, atomically.
+
+    Written into a temporary sibling directory, then renamed into place.
+
+    Returns:
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))

@@ -1,140 +1,50 @@
 """TOFU evaluation of a causal LM: forget quality, model utility and the full metric suite.
 
-    from npo.llm.evaluate import EvalConfig, evaluate_model, make_eval_hook, load_eval_results
+::
 
-    retain = evaluate_model(retain_model, tok, DATA, "forget10")            # the retain model
-    result = evaluate_model(model, tok, DATA, "forget10", retain_results=retain.to_json(),
-                            reference=target)                               # KL to the target
+    from npo.llm.eval import EvalConfig, evaluate_model, make_eval_hook
+
+    retain = evaluate_model(retain_model, tok, DATA, "forget10")  # the retain model
+    result = evaluate_model(  # KL to the target
+        model, tok, DATA, "forget10", retain_results=retain.to_json(), reference=target
+    )
     result.metrics["forget_quality"], result.metrics["model_utility"]
     unlearn(config, hooks=[make_eval_hook(DATA, "forget10", retain_results="retain.json")])
 
-Four evaluation sets (TOFU's): ``forget`` (``forgetXX_perturbed``), ``retain``
-(``retain_perturbed``), ``real_authors`` and ``world_facts`` (``*_perturbed``). Each item's
-answer, paraphrase (forget/retain) and perturbed answers are scored in one padded batch;
-answers are generated greedily (left padding, KV cache). The formulas are in
-:mod:`npo.llm.tofu_metrics`; the per-item values and the result file in
-:mod:`npo.llm.eval_results`. ``legacy=True`` reproduces the TOFU repository's
-``utils.get_model_utility`` where it differs (see :class:`EvalConfig`).
+Four evaluation sets (TOFU's, :mod:`npo.llm.eval.sets`): ``forget`` (``forgetXX_perturbed``),
+``retain`` (``retain_perturbed``), ``real_authors`` and ``world_facts`` (``*_perturbed``).
+Each item's answer, paraphrase (forget/retain) and perturbed answers are scored in one padded
+batch; answers are generated greedily (left padding, KV cache; :mod:`npo.llm.eval.scoring`).
+The formulas are in :mod:`npo.llm.eval.metrics`; the per-item values and the result file in
+:mod:`npo.llm.eval.results`. ``legacy=True`` reproduces the TOFU repository's
+``utils.get_model_utility`` where it differs (see :class:`~npo.llm.eval.config.EvalConfig`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from npo.llm.data import encode_prompts, eval_split_for
-from npo.llm.eval_data import EvalData, encode_set, load_eval_data
-from npo.llm.eval_results import (
+from npo.llm.eval.config import EvalConfig
+from npo.llm.eval.results import (
     FORMAT,
-    SETS,
     EvalResult,
     check_retain_results,
     load_eval_results,
     set_metrics,
     summary_metrics,
 )
-from npo.llm.scoring import generate_greedy, score_groups
+from npo.llm.eval.scoring import generate_greedy, score_groups
+from npo.llm.eval.sets import SETS, EvalData, encode_set, load_eval_data
 
-__all__ = [
-    "EvalConfig",
-    "EvalData",
-    "EvalResult",
-    "evaluate_dir",
-    "evaluate_model",
-    "load_eval_data",
-    "load_eval_results",
-    "make_eval_hook",
-]
-
-LEGACY_ITEMS = 300  # TOFU's ds_size
-LEGACY_MAX_LENGTH = 200  # TOFU's generation.max_length (scoring truncation and generation cap)
-LEGACY_GEN_BATCH = 30  # TOFU's eval batch_size
-DEFAULT_MAX_LENGTH = 512
-
-
-def _h(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Options of a TOFU evaluation (``npo eval`` flags; ``--eval-*`` flags of ``npo unlearn``).
-
-    ``legacy``: TOFU's ``utils.get_model_utility`` (used by its training-time evaluation):
-    truth ratios with the arithmetic mean over perturbed answers in the reported truth-ratio
-    aggregates (model utility included; forget quality keeps the geometric mean, as there),
-    the first 300 items of each set, sequences cut at 200 tokens, generations capped at 200
-    tokens in total (left-padded prompt included) in dataset-order batches of 30.
-    """
-
-    batch_size: int = field(default=32, metadata=_h("sequences per scoring forward pass"))
-    gen_batch_size: int | None = field(
-        default=None,
-        metadata=_h("prompts per generation batch (None: the scoring batch size; legacy: 30)"),
-    )
-    max_new_tokens: int = field(default=200, metadata=_h("greedy generation length limit"))
-    generate: bool = field(
-        default=True,
-        metadata=_h("generate answers (ROUGE-L, gibberish rate); off: utility from 6 numbers"),
-    )
-    legacy: bool = field(
-        default=False,
-        metadata=_h("the TOFU repository's choices: arithmetic-mean truth ratios, 300 items"),
-    )
-    max_items: int | None = field(
-        default=None, metadata=_h("first N items of each set (None: all; legacy: 300)")
-    )
-    max_length: int | None = field(
-        default=None, metadata=_h("tokens per scored sequence (None: 512; legacy: 200)")
-    )
-    gibberish_copies: int = field(
-        default=3, metadata=_h("degenerate generation: a token block repeated this many times")
-    )
-    gibberish_tokens: int = field(default=6, metadata=_h("... spanning at least this many tokens"))
-    precision: Literal["auto", "fp32", "bf16-mixed", "bf16"] = field(
-        default="auto", metadata=_h("auto: bf16 autocast on CUDA, fp32 elsewhere")
-    )
-    progress: bool = field(default=True, metadata=_h("show progress bars"))
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "max_new_tokens", "gibberish_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("gen_batch_size", "max_items"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 (or None), got {value}")
-        if self.max_length is not None and self.max_length < 2:
-            raise ValueError(f"max_length must be >= 2 (or None), got {self.max_length}")
-        if self.gibberish_copies < 2:
-            raise ValueError(f"gibberish_copies must be >= 2, got {self.gibberish_copies}")
-
-    @property
-    def items_limit(self) -> int | None:
-        return LEGACY_ITEMS if self.legacy and self.max_items is None else self.max_items
-
-    @property
-    def length_limit(self) -> int:
-        if self.max_length is not None:
-            return self.max_length
-        return LEGACY_MAX_LENGTH if self.legacy else DEFAULT_MAX_LENGTH
-
-    @property
-    def generation_batch(self) -> int:
-        if self.gen_batch_size is not None:
-            return self.gen_batch_size
-        return LEGACY_GEN_BATCH if self.legacy else self.batch_size
-
-    @property
-    def truth_mean(self) -> str:
-        """Mean over perturbed answers in the reported truth-ratio aggregates."""
-        return "arithmetic" if self.legacy else "geometric"
+__all__ = ["evaluate_dir", "evaluate_model", "make_eval_hook"]
 
 
 def _model_info(model: Any, tokenizer: Any) -> dict[str, Any]:
+    # What a results file records about a model (and checks a retain model's against).
     cfg = getattr(model, "config", None)
     return {
         "model_type": getattr(cfg, "model_type", None),
@@ -151,7 +61,7 @@ def _bar(config: EvalConfig, total: int, desc: str) -> Any:
 
 
 def _retain(retain_results: Any, data: EvalData, model_info: Any) -> EvalResult | None:
-    """The retain model's results (a result, its dict or a file), checked against ``data``."""
+    # The retain model's results (a result, its dict or a file), checked against `data`.
     if retain_results is None:
         return None
     retain = (
@@ -175,10 +85,22 @@ def evaluate_model(
 ) -> EvalResult:
     """Evaluate ``model`` on the TOFU sets of ``forget`` (see the module docstring).
 
-    ``retain_results``: the retain model's results (an :class:`EvalResult`, its ``to_json()``
-    dict, or the path of a file ``npo eval`` wrote); without it ``forget_quality`` is None and
-    ``result.notes`` says why. ``reference``: a model whose next-token distributions the KL
-    metrics compare against (typically the target before unlearning); None -> KL metrics None.
+    Args:
+        model: the causal LM (on its device; evaluated in eval mode, its mode restored).
+        tokenizer: its tokenizer (EOS and pad tokens).
+        data: a TOFU directory, ``hf:repo``, or :class:`~npo.llm.eval.sets.EvalData` loaded
+            for ``forget`` and ``config``'s item limit.
+        forget: the forget split.
+        config: the options (None: the defaults).
+        retain_results: the retain model's results (an
+            :class:`~npo.llm.eval.results.EvalResult`, its ``to_json()`` dict, or the path of
+            a file ``npo eval`` wrote); without it ``forget_quality`` is None and
+            ``result.notes`` says why.
+        reference: a model whose next-token distributions the KL metrics compare against
+            (typically the target before unlearning); None: KL metrics None.
+
+    Returns:
+        The :class:`~npo.llm.eval.results.EvalResult`.
     """
     from npo.llm.model import resolve_precision
 
@@ -216,8 +138,16 @@ def evaluate_model(
     return EvalResult(metrics=metrics, items=per_set, config=config, notes=tuple(notes), info=info)
 
 
-def _evaluate_set(model, tokenizer, data, key, config, reference, autocast) -> dict[str, Any]:
-    """Per-item values of one set (see :func:`npo.llm.eval_results.set_metrics`)."""
+def _evaluate_set(
+    model: Any,
+    tokenizer: Any,
+    data: EvalData,
+    key: str,
+    config: EvalConfig,
+    reference: Any,
+    autocast: bool,
+) -> dict[str, Any]:
+    # Per-item values of one set (see npo.llm.eval.results.set_metrics).
     enc, groups, roles = encode_set(data, tokenizer, key, config.length_limit)
     kl_rows = [SETS[key].kl and r == "answer" for r in roles]
     n_items = len(groups)
@@ -264,15 +194,20 @@ def make_eval_hook(
     retain_results: str | Path | Mapping[str, Any] | EvalResult | None = None,
     reference: Any = None,
     save_results: bool = True,
-) -> Any:
-    """An :data:`~npo.llm.loop.EvalHook` for ``npo.llm.train.unlearn(hooks=[...])``: evaluates
-    ``ctx.model`` and returns ``result.metrics`` (merged into ``log.jsonl``; at evaluation
-    steps the record's ``forget_logp`` is the evaluation's, over the whole forget set).
+) -> Callable[[Any], dict[str, float | None]]:
+    """An evaluation hook for :func:`npo.llm.train.api.unlearn` (``hooks=[...]``).
 
-    The data and ``retain_results`` are read and checked here, before training starts.
-    ``reference``: a model, or the directory of one (loaded at the first call onto the
-    run's device). ``save_results``: the main process also writes each evaluation's full
-    results to ``OUT/eval/step-NNNNNN.json``. Progress bars are off inside training.
+    The hook (an :data:`~npo.llm.train.log.EvalHook`) evaluates ``ctx.model`` and returns
+    ``result.metrics``, merged into ``log.jsonl`` (at evaluation steps the record's
+    ``forget_logp`` is the evaluation's, over the whole forget set). The data and
+    ``retain_results`` are read and checked here, before training starts. ``reference``: a
+    model, or the directory of one (loaded at the first call onto the run's device).
+    ``save_results``: the main process also writes each evaluation's full results to
+    ``OUT/eval/step-NNNNNN.json``. Progress bars are off inside training. Other arguments as in
+    :func:`evaluate_model`.
+
+    Returns:
+        The hook.
     """
     import dataclasses
 
@@ -325,8 +260,14 @@ def evaluate_dir(
     reference_dir: str | Path | None = None,
     trust_remote_code: bool = False,
 ) -> EvalResult:
-    """:func:`evaluate_model` on saved models (``npo eval``): the data and ``retain_results``
-    are read and checked before any model is loaded; models go to CUDA when available."""
+    """:func:`evaluate_model` on saved models (``npo eval``).
+
+    The data and ``retain_results`` are read and checked before any model is loaded; models
+    go to CUDA when available.
+
+    Returns:
+        The :class:`~npo.llm.eval.results.EvalResult`.
+    """
     import torch
 
     from npo.llm.model import check_model_dir, load_model, resolve_precision
@@ -348,5 +289,12 @@ def evaluate_dir(
     if reference_dir is not None:
         reference = load_model(reference_dir, dtype=dtype, trust_remote_code=trust_remote_code)[0]
         reference = reference.to(device).requires_grad_(False)
-    return evaluate_model(model.to(device), tok, evdata, forget, config=config,
-                          retain_results=retain, reference=reference)  # fmt: skip
+    return evaluate_model(
+        model.to(device),
+        tok,
+        evdata,
+        forget,
+        config=config,
+        retain_results=retain,
+        reference=reference,
+    )

@@ -25,28 +25,46 @@ CURVE_METRICS = (
 )
 
 
-def eval_curves(logs: Iterable[Mapping[str, Any]]) -> dict[str, list]:
-    """The evaluation records of a run (those with ``model_utility``), as lists over steps:
-    ``steps`` and each of :data:`CURVE_METRICS` (None where a metric was not computed)."""
+def eval_curves(logs: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The evaluation records of a run (those with ``model_utility``), as lists over steps.
+
+    Returns:
+        ``{"steps": [...], metric: [...]}`` for each of :data:`CURVE_METRICS` (None where a
+        metric was not computed).
+
+    Raises:
+        ValueError: the log has no evaluation record.
+    """
     records = [r for r in logs if "model_utility" in r]
     if not records:
         raise ValueError("no evaluation records in the log (was the run given an eval hook?)")
-    curves: dict[str, list] = {"steps": [int(r["step"]) for r in records]}
+    curves: dict[str, list[Any]] = {"steps": [int(r["step"]) for r in records]}
     for key in CURVE_METRICS:
         curves[key] = [r.get(key) for r in records]
     return curves
 
 
-def _xy(steps: Sequence[int], values: Sequence[Any]) -> tuple[list, list]:
+def _xy(steps: Sequence[int], values: Sequence[Any]) -> tuple[list[int], list[Any]]:
     pairs = [(s, v) for s, v in zip(steps, values) if v is not None]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def plot_eval_curves(runs: Mapping[str, Mapping[str, list]], axes: Sequence[Any] | None = None):
-    """Three panels: forget quality (log scale) over steps, model utility over steps, and the
+def plot_eval_curves(
+    runs: Mapping[str, Mapping[str, list[Any]]], axes: Sequence[Any] | None = None
+) -> Any:
+    """Forget quality and model utility over steps, and the trajectory of each run.
+
+    Three panels: forget quality (log scale) over steps, model utility over steps, and the
     (model utility, forget quality) trajectory of each run (start marked ``o``, end ``*``).
-    ``runs``: ``{name: eval_curves(...)}``; ``axes``: three matplotlib axes to draw on (None:
-    a new figure). Returns the Figure; never shows or saves it."""
+    Never shows or saves the figure.
+
+    Args:
+        runs: ``{name: eval_curves(...)}``.
+        axes: three matplotlib axes to draw on (None: a new figure).
+
+    Returns:
+        The matplotlib Figure.
+    """
     import matplotlib.pyplot as plt
 
     if axes is None:

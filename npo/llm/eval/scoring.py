@@ -6,12 +6,12 @@
   optional per-token KL to a reference model on chosen rows (:func:`npo.logprobs.token_kl`).
 - :func:`generate_greedy`: greedy decoding of many prompts, left-padded batches, KV cache.
 
-Both put the model in eval mode under ``torch.no_grad()`` and restore its mode afterwards.
+Both put the model in eval mode under ``torch.no_grad()`` and restore its mode afterwards
+(:func:`~npo.llm.forward.eval_mode`); the forward is :func:`~npo.llm.forward.forward_logits`.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,17 +20,20 @@ import numpy as np
 import torch
 
 from npo.llm.data import Encoded, collate
-from npo.logprobs import sequence_logprobs, token_kl
+from npo.llm.forward import bf16_autocast, eval_mode, forward_logits
+from npo.logprobs import next_token_mask, sequence_logprobs, token_kl
 
 __all__ = ["Scores", "generate_greedy", "score_groups"]
 
 
 @dataclass(frozen=True)
 class Scores:
-    """Per sequence of the scored :class:`~npo.llm.data.Encoded`: ``logp`` the summed
-    answer-token log-likelihood ``log pi(y|x)``, ``n_tokens`` its token count, ``kl`` the
-    summed per-position ``KL(pi_ref || pi_theta)`` over the answer positions (NaN where not
-    requested or without a reference). Each (n_seq,)."""
+    """Per-sequence scores of an :class:`~npo.llm.data.Encoded`, each (n_seq,).
+
+    ``logp`` the summed answer-token log-likelihood ``log pi(y|x)``, ``n_tokens`` its token
+    count, ``kl`` the summed per-position ``KL(pi_ref || pi_theta)`` over the answer positions
+    (NaN where not requested or without a reference).
+    """
 
     logp: np.ndarray
     n_tokens: np.ndarray
@@ -42,23 +45,6 @@ class Scores:
         return -self.logp / self.n_tokens
 
 
-@contextlib.contextmanager
-def _eval_mode(*models: Any):
-    modes = [(m, m.training) for m in models if m is not None]
-    for m, _ in modes:
-        m.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, mode in modes:
-            m.train(mode)
-
-
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def _device_of(model: Any) -> torch.device:
     return next(model.parameters()).device
 
@@ -66,8 +52,8 @@ def _device_of(model: Any) -> torch.device:
 def _batches(
     groups: Sequence[Sequence[int]], lengths: Sequence[int], batch_size: int
 ) -> list[list[int]]:
-    """Group indices packed into batches of at most ``batch_size`` sequences (a group larger
-    than that is a batch of its own), longest groups first so padding stays small."""
+    # Group indices packed into batches of at most `batch_size` sequences (a group larger than
+    # that is a batch of its own), longest groups first so padding stays small.
     order = sorted(range(len(groups)), key=lambda g: -max(lengths[i] for i in groups[g]))
     out: list[list[int]] = []
     size = 0
@@ -93,15 +79,23 @@ def score_groups(
     kl_rows: Sequence[bool] | None = None,
     progress: Any = None,
 ) -> Scores:
-    """Score every sequence of ``encoded``; ``groups`` partitions its indices into items whose
-    sequences share a batch. ``kl_rows[i]``: also compute the KL to ``reference`` for sequence
-    ``i`` (the reference runs on those rows only). ``progress``: a tqdm bar advanced by the
-    number of groups scored. Returns :class:`Scores`.
+    """Score every sequence of ``encoded``, whole groups per padded batch.
+
+    ``groups`` partitions its indices into items whose sequences share a batch.
+    ``kl_rows[i]``: also compute the KL to ``reference`` for sequence ``i`` (the reference runs
+    on those rows only). ``progress``: a tqdm bar advanced by the number of groups scored.
 
     Per batch: ``logits = model(input_ids, attention_mask).logits`` (B, T, V) on right-padded
     sequences (:func:`~npo.llm.data.collate`), ``sequence_logprobs(logits, labels)`` -> (B,);
-    KL: ``token_kl(logits[r], ref_logits, mask[r])`` with ``mask[b, t] = labels[b, t+1] !=
-    -100`` (the positions that predict an answer token).
+    KL: ``token_kl(logits[r], ref_logits, mask[r])`` with ``mask =
+    next_token_mask(labels)`` (the positions that predict an answer token,
+    :func:`~npo.logprobs.next_token_mask`).
+
+    Returns:
+        The :class:`Scores`.
+
+    Raises:
+        ValueError: a scored sequence has no answer token.
     """
     n = len(encoded)
     logp = np.full(n, np.nan)
@@ -114,17 +108,12 @@ def score_groups(
         else np.asarray(kl_rows, dtype=bool)
     )
     device = _device_of(model)
-    with _eval_mode(model, reference):
+    with eval_mode(model, reference):
         for batch_groups in _batches(groups, lengths, batch_size):
             idx = [i for g in batch_groups for i in groups[g]]
             batch = collate([encoded.item(i) for i in idx], pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
-            with _autocast(device, autocast):
-                logits = model(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    use_cache=False,
-                ).logits  # (B, T, V)
+            logits = forward_logits(model, batch, autocast=autocast)  # (B, T, V)
             lp, nt = sequence_logprobs(logits, batch["labels"])  # (B,), (B,)
             logp[idx] = lp.double().cpu().numpy()
             n_tok[idx] = nt.cpu().numpy()
@@ -141,19 +130,20 @@ def score_groups(
 
 
 def _kl(
-    reference: Any, logits: torch.Tensor, batch: dict, rows: list[int], autocast: bool
+    reference: Any,
+    logits: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    rows: list[int],
+    autocast: bool,
 ) -> np.ndarray:
-    """Summed ``KL(pi_ref || pi_theta)`` over the answer positions of ``rows`` of the batch."""
+    # Summed KL(pi_ref || pi_theta) over the answer positions of `rows` of the batch.
     sel = torch.as_tensor(rows, device=logits.device)
-    labels = batch["labels"].index_select(0, sel)
-    mask = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], -100)], 1) != -100  # (R, T)
+    mask = next_token_mask(batch["labels"].index_select(0, sel))  # (R, T)
     ref_device = _device_of(reference)
-    with _autocast(ref_device, autocast):
-        ref_logits = reference(
-            input_ids=batch["input_ids"].index_select(0, sel).to(ref_device),
-            attention_mask=batch["attention_mask"].index_select(0, sel).to(ref_device),
-            use_cache=False,
-        ).logits  # (R, T, V)
+    ref_batch = {
+        k: batch[k].index_select(0, sel).to(ref_device) for k in ("input_ids", "attention_mask")
+    }
+    ref_logits = forward_logits(reference, ref_batch, autocast=autocast)  # (R, T, V)
     if ref_logits.shape[-1] != logits.shape[-1]:
         raise ValueError(
             f"the reference model has {ref_logits.shape[-1]} output tokens, the model "
@@ -184,6 +174,9 @@ def generate_greedy(
     ``max_total``: cap prompt width plus new tokens per batch (TOFU's ``max_length``, which
     counts the padded prompt). Sampling, repetition penalties and the model's own generation
     defaults are all off: plain argmax decoding.
+
+    Returns:
+        The generated token ids of each prompt, in ``prompts``' order.
     """
     from transformers import GenerationConfig
 
@@ -196,7 +189,7 @@ def generate_greedy(
     )
     out: list[list[int]] = [[] for _ in prompts]
     device = _device_of(model)
-    with _eval_mode(model):
+    with eval_mode(model):
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             width = max(len(prompts[i]) for i in idx)
@@ -223,7 +216,7 @@ def generate_greedy(
                 pad_token_id=pad_id,
                 eos_token_id=eos_id,
             )
-            with _autocast(device, autocast):
+            with bf16_autocast(device.type, autocast):
                 gen = model.generate(
                     input_ids=ids.to(device),
                     attention_mask=mask.to(device),

@@ -1,4 +1,4 @@
-"""Atomic training checkpoints, without pickles, for exact resumption.
+"""Atomic training checkpoints without pickles, the non-finite guard, and exact resumption.
 
 ``OUT/checkpoints/step-NNNNNN/`` holds
 
@@ -9,34 +9,44 @@
 - ``trainer_state.json``: the step, the scheduler state and the run configuration.
 
 A checkpoint is written into ``.tmp-step-NNNNNN`` and renamed into place only when complete,
-so an interrupted write never leaves a half checkpoint, and a NaN never overwrites the last
-good one (the trainer writes only after a finite step).
+so an interrupted write never leaves a half checkpoint. The guard keeps a NaN from ever
+overwriting the last good one: a non-finite loss or gradient stops the step before the
+optimizer changes the weights (:class:`NonFiniteLossError`), and :func:`save_checkpoint` checks
+the weights before writing. :func:`start_or_resume` loads a checkpoint back exactly (weights,
+optimizer, scheduler, RNG) or records the start of a new run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from npo.llm.model import replace_dir
-from npo.results import atomic_write_bytes, write_json
-
-if TYPE_CHECKING:
-    from npo.llm.loop import Setup
+from npo.llm.train.assemble import Setup, local_share
+from npo.llm.train.log import truncate_log
+from npo.results import atomic_write_bytes, to_jsonable, write_json
 
 __all__ = [
+    "NonFiniteLossError",
+    "all_finite",
     "latest_checkpoint",
     "list_checkpoints",
     "load_model_weights",
     "load_optimizer",
     "load_rng",
+    "nonfinite_error",
+    "read_weights",
+    "resume_from",
+    "save_checkpoint",
     "save_optimizer",
     "save_rng",
+    "start_or_resume",
     "write_checkpoint",
 ]
 
@@ -44,7 +54,11 @@ _STEP_DIR = re.compile(r"step-(\d{6,})")
 
 
 def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints under ``root`` as ``(step, path)``, oldest first."""
+    """Complete checkpoints under ``root``, oldest first.
+
+    Returns:
+        ``[(step, path), ...]`` of the directories that hold a ``trainer_state.json``.
+    """
     if not root.is_dir():
         return []
     found = []
@@ -56,11 +70,21 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(root: Path) -> tuple[int, Path] | None:
+    """The newest complete checkpoint under ``root``.
+
+    Returns:
+        ``(step, path)``, or None when there is none.
+    """
     found = list_checkpoints(root)
     return found[-1] if found else None
 
 
 def step_dir(root: Path, step: int) -> Path:
+    """The directory of step ``step``'s checkpoint.
+
+    Returns:
+        ``root/step-NNNNNN``.
+    """
     return root / f"step-{step:06d}"
 
 
@@ -81,8 +105,11 @@ def commit(tmp: Path, final: Path) -> None:
 
 
 def save_optimizer(osd: dict[str, Any], folder: Path) -> None:
-    """Write a full optimizer state dict (``state`` keyed by parameter name) as safetensors
-    (tensors) + JSON (everything else)."""
+    """Write a full optimizer state dict (``state`` keyed by parameter name).
+
+    Tensors go to ``optimizer.safetensors``, everything else (exact floats) to
+    ``optimizer.json``.
+    """
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
@@ -101,7 +128,11 @@ def save_optimizer(osd: dict[str, Any], folder: Path) -> None:
 
 
 def load_optimizer(folder: Path) -> dict[str, Any]:
-    """The state dict written by :func:`save_optimizer`."""
+    """The state dict written by :func:`save_optimizer`.
+
+    Returns:
+        ``{"state": ..., "param_groups": ...}`` with the tensors in place.
+    """
     from safetensors.torch import load_file
 
     tensors = load_file(folder / "optimizer.safetensors")
@@ -117,6 +148,7 @@ def load_optimizer(folder: Path) -> dict[str, Any]:
 
 
 def save_rng(folder: Path, rank: int) -> None:
+    """Write this process's torch CPU (and CUDA) generator states to ``rng-<rank>``."""
     from safetensors.torch import save
 
     states = {"cpu": torch.get_rng_state()}
@@ -127,6 +159,7 @@ def save_rng(folder: Path, rank: int) -> None:
 
 
 def load_rng(folder: Path, rank: int) -> None:
+    """Restore the generator states of ``rng-<rank>`` (``rng-0`` if there are more ranks now)."""
     from safetensors.torch import load_file
 
     path = folder / f"rng-{rank}.safetensors"
@@ -143,11 +176,19 @@ def load_rng(folder: Path, rank: int) -> None:
 # ---------------------------------------------------------------- model weights
 
 
-def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the ``*.safetensors`` files of a saved model directory.
+
+    Returns:
+        ``{name: tensor}`` on the CPU.
+
+    Raises:
+        ValueError: the directory has no safetensors weights.
+    """
     from safetensors.torch import load_file
 
     out: dict[str, torch.Tensor] = {}
-    for f in sorted(model_dir.glob("*.safetensors")):
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
         out.update(load_file(f))
     if not out:
         raise ValueError(f"checkpoint {model_dir} has no safetensors weights")
@@ -165,10 +206,9 @@ def load_model_weights(model: torch.nn.Module, model_dir: Path) -> None:
         from peft import set_peft_model_state_dict
 
         result = set_peft_model_state_dict(model, weights)
-        if getattr(result, "unexpected_keys", None):
-            raise ValueError(
-                f"{model_dir}: unexpected adapter weights {result.unexpected_keys[:5]}"
-            )
+        extra = getattr(result, "unexpected_keys", None)
+        if extra:
+            raise ValueError(f"{model_dir}: unexpected adapter weights {extra[:5]}")
         return
     missing, unexpected = model.load_state_dict(weights, strict=False)
     seen: dict[int, str] = {}
@@ -186,12 +226,18 @@ def load_model_weights(model: torch.nn.Module, model_dir: Path) -> None:
 
 
 def write_state(folder: Path, state: dict[str, Any]) -> None:
+    """Write ``trainer_state.json`` (step, scheduler, configuration)."""
     write_json(folder / "trainer_state.json", state)
 
 
 def write_checkpoint(s: Setup, step: int) -> Path:
-    """Write ``OUT/checkpoints/step-NNNNNN`` of run ``s`` (a :class:`npo.llm.loop.Setup`)
-    atomically. Collective: every process calls it (state dicts may be gathered)."""
+    """Write ``OUT/checkpoints/step-NNNNNN`` of run ``s`` atomically.
+
+    Collective: every process calls it (state dicts may be gathered).
+
+    Returns:
+        The checkpoint directory.
+    """
     acc, root = s.accelerator, s.out_dir / "checkpoints"
     tmp = root / f".tmp-step-{step:06d}"
     if acc.is_main_process:
@@ -231,3 +277,112 @@ def write_checkpoint(s: Setup, step: int) -> Path:
         prune(root, s.config.keep_checkpoints)
     acc.wait_for_everyone()
     return final
+
+
+# ---------------------------------------------------------------- the non-finite guard
+
+
+class NonFiniteLossError(ValueError):
+    """A step produced a NaN/inf loss or gradient; the weights were not updated."""
+
+
+def all_finite(acc: Any, value: torch.Tensor) -> bool:
+    """Whether ``value`` is finite on every process (all-reduced).
+
+    Returns:
+        True when no process sees a NaN/inf.
+    """
+    flag = torch.isfinite(value.detach()).all().to(torch.float32).reshape(1)
+    if acc.num_processes > 1:
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item() > 0)
+
+
+def nonfinite_error(s: Setup, step: int, what: str, detail: str) -> NonFiniteLossError:
+    """The error that stops run ``s`` at ``step``, naming the last good checkpoint.
+
+    Returns:
+        A :class:`NonFiniteLossError` to raise.
+    """
+    last = latest_checkpoint(s.out_dir / "checkpoints")
+    where = f"the last good checkpoint is {last[1]}" if last else "no checkpoint was written yet"
+    return NonFiniteLossError(
+        f"non-finite {what} at step {step} ({detail}); the run stopped; {where} "
+        "(resume from it with --resume and a lower --lr)"
+    )
+
+
+def save_checkpoint(s: Setup, step: int) -> Path:
+    """Check the weights are finite, then write the checkpoint of ``step`` atomically.
+
+    A bad state is never saved. Collective: call on every process.
+
+    Returns:
+        The checkpoint directory (:func:`write_checkpoint`).
+
+    Raises:
+        NonFiniteLossError: a weight is NaN/inf on some process.
+    """
+    shares = (local_share(p.detach()) for p in s.unwrapped.parameters())
+    finite = all(bool(torch.isfinite(p).all()) for p in shares)
+    if not all_finite(s.accelerator, torch.tensor(1.0 if finite else math.nan)):
+        raise nonfinite_error(s, step, "weights", "after the optimizer step; not checkpointed")
+    return write_checkpoint(s, step)
+
+
+# ---------------------------------------------------------------- resumption
+
+
+def resume_from(s: Setup, step: int, path: Path) -> None:
+    """Load weights, optimizer, scheduler and RNG state of checkpoint ``path`` (exact).
+
+    The log keeps the records of steps up to ``step``; training continues after it.
+
+    Raises:
+        ValueError: the checkpoint has no optimizer state (written under DeepSpeed).
+    """
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    state = json.loads((path / "trainer_state.json").read_text())
+    if not state.get("optimizer_saved"):
+        raise ValueError(
+            f"{path} has no optimizer state (written under DeepSpeed); it cannot be resumed "
+            "exactly; start a new run from its model/ directory instead"
+        )
+    if s.sharded:
+        weights: dict[str, Any] = read_weights(path / "model")
+        opts = StateDictOptions(full_state_dict=True, strict=False)
+        set_model_state_dict(s.model, weights, options=opts)
+    else:
+        load_model_weights(s.unwrapped, path / "model")
+    raw = getattr(s.optimizer, "optimizer", s.optimizer)
+    set_optimizer_state_dict(
+        s.model, raw, load_optimizer(path), options=StateDictOptions(full_state_dict=True)
+    )
+    s.scheduler.load_state_dict(state["scheduler"])
+    load_rng(path, s.accelerator.process_index)
+    s.start_step = s.resumed_from = step
+    if s.accelerator.is_main_process:
+        truncate_log(s.out_dir, step)
+    s.accelerator.print(f"resumed from {path} at step {step}")
+
+
+def start_or_resume(s: Setup, latest: tuple[int, Path] | None) -> Setup:
+    """Resume ``s`` from checkpoint ``latest`` (``(step, path)``), or start a new run.
+
+    A new run records its configuration in ``OUT/config.json``. Collective.
+
+    Returns:
+        ``s``, at its start step.
+    """
+    if latest is not None:
+        resume_from(s, *latest)
+    elif s.accelerator.is_main_process:
+        command = type(s.config).__name__
+        write_json(s.out_dir / "config.json", {"command": command, **to_jsonable(s.config)})
+    s.accelerator.wait_for_everyone()
+    return s

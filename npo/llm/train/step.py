@@ -1,5 +1,7 @@
-"""One training step, method-agnostic: which sequences, one forward, ``sequence_logprobs``,
-the objective, backward.
+"""One training step, method-agnostic: which sequences, one forward, the objective.
+
+The forward's logits become per-sequence log-probs (``sequence_logprobs``), the objective is
+evaluated on them, and the caller runs backward.
 
 Nothing here knows a method name. What a step needs is read off ``objective.needs()``:
 the sources it reads (``forget``, ``retain``, ``idk``), whether a source needs reference
@@ -8,7 +10,7 @@ whether it needs a per-token KL to a live reference (``kl``).
 
 Data parallelism: :class:`BatchPlan` fixes the *global* batch of every step from
 ``(seed, epoch)`` alone, and each rank takes its micro-batches from it; the objective is
-evaluated with the global per-source counts (``counts=``), so token means are normalised by the
+evaluated with the global per-source counts (``counts=``), so token means are normalized by the
 global token count, and gradients summed over micro-batches and ranks equal those of the
 whole batch in one process.
 """
@@ -23,8 +25,9 @@ import torch
 from torch import Tensor
 
 from npo.llm.data import Encoded, collate, retain_partners, seeded_permutation
-from npo.llm.reference import LiveReference, select
-from npo.logprobs import sequence_logprobs, token_kl
+from npo.llm.forward import forward_logits
+from npo.llm.train.reference import LiveReference, select
+from npo.logprobs import next_token_mask, sequence_logprobs, token_kl
 from npo.losses import npo_weight
 from npo.objectives import Objective, ObjectiveOutput, SeqBatch
 
@@ -36,6 +39,7 @@ __all__ = [
     "global_counts",
     "micro_step",
     "sequence_batches",
+    "stat_means",
 ]
 
 SOURCE_ORDER = ("forget", "idk", "retain")
@@ -63,7 +67,7 @@ class BatchPlan:
     primary: str = "forget"
     n_partner_pool: int = 0
     pairing: str = "random"
-    _cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict[int, tuple[list[int], list[int] | None]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         per_pass = self.micro_batch_size * self.world_size
@@ -80,10 +84,12 @@ class BatchPlan:
 
     @property
     def accumulation(self) -> int:
+        """Micro-batches per process and optimizer step (gradient accumulation)."""
         return self.batch_size // (self.micro_batch_size * self.world_size)
 
     @property
     def steps_per_epoch(self) -> int:
+        """Optimizer steps per pass over the primary source (incomplete batches dropped)."""
         return self.n_items // self.batch_size
 
     def _epoch(self, epoch: int) -> tuple[list[int], list[int] | None]:
@@ -103,7 +109,11 @@ class BatchPlan:
         return self._cache[epoch]
 
     def global_batch(self, step: int) -> dict[str, list[int]]:
-        """Item indices per source of optimizer step ``step`` (0-based), aligned by position."""
+        """Item indices per source of optimizer step ``step`` (0-based), aligned by position.
+
+        Returns:
+            ``{source: indices}``, each of length ``batch_size``.
+        """
         epoch, pos = divmod(step, self.steps_per_epoch)
         order, partners = self._epoch(epoch)
         ids = order[pos * self.batch_size : (pos + 1) * self.batch_size]
@@ -115,7 +125,12 @@ class BatchPlan:
         return out
 
     def micro(self, batch: Mapping[str, list[int]], micro: int, rank: int) -> dict[str, list[int]]:
-        """Micro-batch ``micro`` of process ``rank`` (positions ``(micro*world + rank)*mb ...``)."""
+        """Micro-batch ``micro`` of process ``rank`` of a global batch.
+
+        Returns:
+            ``{source: indices}`` at positions ``(micro * world_size + rank) * mb`` onwards,
+            ``mb = micro_batch_size`` of them.
+        """
         start = (micro * self.world_size + rank) * self.micro_batch_size
         return {s: ids[start : start + self.micro_batch_size] for s, ids in batch.items()}
 
@@ -123,7 +138,11 @@ class BatchPlan:
 def global_counts(
     batch: Mapping[str, list[int]], store: Mapping[str, Encoded]
 ) -> dict[str, tuple[float, float]]:
-    """``{source: (n_sequences, n_answer_tokens)}`` of a whole global batch."""
+    """Sequence and answer-token counts per source of a whole global batch.
+
+    Returns:
+        ``{source: (n_sequences, n_answer_tokens)}`` as floats (the objective's ``counts=``).
+    """
     return {
         s: (float(len(ids)), float(sum(store[s].n_tokens(i) for i in ids)))
         for s, ids in batch.items()
@@ -149,13 +168,6 @@ class StepInputs:
         self.needs = self.objective.needs()
 
 
-def _answer_mask(labels: Tensor) -> Tensor:
-    """(B, T) bool: positions whose *next* token is an answer token (the KL positions)."""
-    mask = torch.zeros_like(labels, dtype=torch.bool)
-    mask[:, :-1] = labels[:, 1:] != -100
-    return mask
-
-
 def micro_step(
     model: torch.nn.Module,
     idx: Mapping[str, list[int]],
@@ -164,8 +176,13 @@ def micro_step(
     *,
     stats: Tensor | None = None,
 ) -> ObjectiveOutput:
-    """:func:`sequence_batches`, then the objective (normalised by the global ``counts``).
-    Adds detached :data:`STAT_KEYS` sums into ``stats``."""
+    """:func:`sequence_batches`, then the objective (normalized by the global ``counts``).
+
+    Adds detached :data:`STAT_KEYS` sums into ``stats``.
+
+    Returns:
+        The objective's output: the loss to backpropagate and each term's value.
+    """
     sources = sequence_batches(model, idx, inputs)
     out = inputs.objective(sources, counts=counts)
     if stats is not None and "forget" in sources:
@@ -176,11 +193,16 @@ def micro_step(
 def sequence_batches(
     model: torch.nn.Module, idx: Mapping[str, list[int]], inputs: StepInputs
 ) -> dict[str, SeqBatch]:
-    """Forward the sequences of every source in one right-padded batch, turn the logits into
-    per-sequence answer log-probs (:func:`~npo.logprobs.sequence_logprobs`) and attach the
-    reference log-probs / KL (:func:`~npo.logprobs.token_kl`) where the objective needs them.
+    """The per-sequence log-probs of every source of one micro-batch, from one forward.
 
-    Returns ``{source: SeqBatch}`` with fields of shape (B_source,)."""
+    The sequences of all sources go through one right-padded batch
+    (:func:`~npo.llm.forward.forward_logits`); the logits become per-sequence answer log-probs
+    (:func:`~npo.logprobs.sequence_logprobs`), and the reference log-probs / KL
+    (:func:`~npo.logprobs.token_kl`) are attached where the objective needs them.
+
+    Returns:
+        ``{source: SeqBatch}`` with fields of shape (B_source,).
+    """
     spans, items, at = {}, [], 0
     for s in SOURCE_ORDER:
         if idx.get(s):
@@ -188,10 +210,7 @@ def sequence_batches(
             items += [inputs.store[s].item(i) for i in idx[s]]
             at += len(idx[s])
     batch = {k: v.to(inputs.device) for k, v in collate(items, inputs.pad_id).items()}
-    with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=inputs.autocast):
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits  # (B, T, V)
+    logits = forward_logits(model, batch, autocast=inputs.autocast)  # (B, T, V)
     logps, n_tokens = sequence_logprobs(logits, batch["labels"])  # (B,), (B,)
 
     live_rows = [s for s in spans if "kl" in inputs.needs.get(s, ()) or s in inputs.live_sources]
@@ -211,7 +230,7 @@ def sequence_batches(
         elif s in inputs.live_sources and ref_logits is not None:
             ref = sequence_logprobs(ref_logits[a - lo : b - lo], batch["labels"][a:b])[0]
         if "kl" in inputs.needs.get(s, ()) and ref_logits is not None:
-            mask = _answer_mask(batch["labels"][a:b])
+            mask = next_token_mask(batch["labels"][a:b])
             kl = token_kl(logits[a:b], ref_logits[a - lo : b - lo], mask)
         sources[s] = SeqBatch(logps[a:b], n_tokens[a:b], ref, kl)
     return sources
@@ -219,6 +238,7 @@ def sequence_batches(
 
 @torch.no_grad()
 def _add_stats(stats: Tensor, forget: SeqBatch, beta: float) -> None:
+    assert forget.logps is not None  # sequence_batches always sets them
     lp = forget.logps.detach()
     row = [len(lp), forget.tokens().sum(), lp.sum(), 0.0, 0.0, 0.0]
     if forget.ref_logps is not None:
@@ -227,8 +247,13 @@ def _add_stats(stats: Tensor, forget: SeqBatch, beta: float) -> None:
     stats += torch.stack([torch.as_tensor(v, dtype=stats.dtype, device=stats.device) for v in row])
 
 
-def summarize(stats: Tensor) -> dict[str, float | None]:
-    """Per-step means from the all-reduced :data:`STAT_KEYS` sums."""
+def stat_means(stats: Tensor) -> dict[str, float | None]:
+    """Per-step means from the all-reduced :data:`STAT_KEYS` sums.
+
+    Returns:
+        ``forget_logp`` and ``forget_logp_per_token``, and ``log_ratio`` and ``npo_weight``
+        (None without reference log-probs); empty when the step had no forget sequences.
+    """
     n, tok, lp, n_ref, ratio, w = (float(v) for v in stats.tolist())
     if n == 0:
         return {}

@@ -1,14 +1,13 @@
-"""Run configurations of ``npo finetune`` and ``npo unlearn``: frozen dataclasses whose fields
-are the command-line options (:mod:`npo.config`), validated on construction.
+"""Run configurations of ``npo finetune`` and ``npo unlearn``, validated on construction.
 
-Defaults follow the NPO paper's TOFU protocol (AdamW, lr 1e-5, weight decay 0.01, effective
-batch 32, linear warm-up over the first epoch then linear decay, beta 0.1; 10 unlearning
-epochs, 5 fine-tuning epochs).
+Frozen dataclasses whose fields are the command-line options (:mod:`npo.config`). Defaults
+follow the NPO paper's TOFU protocol (AdamW, lr 1e-5, weight decay 0.01, effective batch 32,
+linear warm-up over the first epoch then linear decay, beta 0.1; 10 unlearning epochs, 5
+fine-tuning epochs).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,6 +15,7 @@ from typing import Literal
 from npo.llm.model import TinyLlamaSpec
 from npo.losses import check_beta
 from npo.objectives import PRESETS, Objective, objective_from_terms, preset
+from npo.validate import check_fields
 
 __all__ = ["FinetuneConfig", "TrainConfig", "UnlearnConfig"]
 
@@ -56,7 +56,7 @@ class TrainConfig:
     )
     warmup_epochs: float = field(default=1.0, metadata=_h("linear warm-up length in epochs"))
     max_grad_norm: float = field(default=1.0, metadata=_h("gradient clipping norm (0: off)"))
-    seed: int = field(default=0, metadata=_h("seed of data order, pairing and initialisation"))
+    seed: int = field(default=0, metadata=_h("seed of data order, pairing and initialization"))
     max_length: int = field(default=512, metadata=_h("maximum tokens per sequence"))
     precision: Precision = field(
         default="auto", metadata=_h("auto: bf16 autocast over fp32 weights on CUDA, fp32 on CPU")
@@ -91,24 +91,26 @@ class TrainConfig:
             raise ValueError("--data is required (a TOFU directory or hf:locuslab/TOFU)")
         if not self.out:
             raise ValueError("--out is required")
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite positive number, got {self.lr}")
-        for name in ("epochs", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_steps", "micro_batch_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.keep_checkpoints < 1:
-            raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
-        for name in ("checkpoint_every", "drift_every", "eval_every", "lora_r"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("weight_decay", "warmup_epochs", "max_grad_norm", "momentum", "lora_dropout"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        check_fields(
+            self,
+            positive=("lr",),
+            at_least_1=(
+                "epochs",
+                "batch_size",
+                "max_length",
+                "max_steps",
+                "micro_batch_size",
+                "keep_checkpoints",
+            ),
+            at_least_0=("checkpoint_every", "drift_every", "eval_every", "lora_r"),
+            nonnegative=(
+                "weight_decay",
+                "warmup_epochs",
+                "max_grad_norm",
+                "momentum",
+                "lora_dropout",
+            ),
+        )
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ValueError(
                 f"batch_size {self.batch_size} is not a multiple of micro_batch_size "
@@ -117,6 +119,7 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
+        """The peak learning rate: ``lr``, or the paper's 1e-5."""
         return 1e-5 if self.lr is None else self.lr
 
 
@@ -156,11 +159,17 @@ class FinetuneConfig(TrainConfig):
 
     @property
     def learning_rate(self) -> float:
+        """The peak learning rate: ``lr``, or 3e-3 with ``--init`` and 1e-5 with ``--model``."""
         if self.lr is not None:
             return self.lr
         return 3e-3 if self.init is not None else 1e-5
 
     def tiny_spec(self) -> TinyLlamaSpec:
+        """The tiny Llama's shape from the ``tiny_*`` options (and ``max_length``).
+
+        Returns:
+            The validated :class:`~npo.llm.model.TinyLlamaSpec`.
+        """
         return TinyLlamaSpec(
             vocab_size=self.tiny_vocab_size,
             hidden_size=self.tiny_hidden_size,
@@ -223,7 +232,12 @@ class UnlearnConfig(TrainConfig):
         self.objective()  # validates method/terms/weights
 
     def objective(self) -> Objective:
-        """The objective: the ``--terms`` list if given, else the ``--method`` preset."""
+        """The objective: the ``--terms`` list if given, else the ``--method`` preset.
+
+        Returns:
+            The :class:`~npo.objectives.Objective`, with this config's beta, gamma, weights and
+            reduction (``official``: each term's own).
+        """
         red = None if self.reduction == "official" else self.reduction
         if self.terms:
             pairs = []

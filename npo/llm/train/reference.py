@@ -13,11 +13,10 @@ with its adapters disabled).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor
 
 from npo.llm.data import Encoded, collate
+from npo.llm.forward import eval_mode, forward_logits
 from npo.logprobs import sequence_logprobs
 from npo.results import atomic_write_bytes
 
@@ -33,6 +33,7 @@ __all__ = [
     "cached_ref_logps",
     "compute_ref_logps",
     "ref_cache_key",
+    "select",
     "weights_digest",
 ]
 
@@ -40,7 +41,11 @@ CACHE_VERSION = "1"
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    """blake2b of every state-dict tensor's name, dtype, shape and bytes (model on any device)."""
+    """blake2b of every state-dict tensor's name, dtype, shape and bytes (model on any device).
+
+    Returns:
+        The hex digest, part of the reference cache key.
+    """
     h = hashlib.blake2b(digest_size=16)
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
@@ -50,7 +55,12 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 def ref_cache_key(*, weights: str, encoded: Encoded, template: str, precision: str) -> str:
-    """The cache key of one split's reference log-probs."""
+    """The cache key of one split's reference log-probs.
+
+    Returns:
+        A hex digest of the cache version, ``weights`` (:func:`weights_digest`), the token ids
+        (:meth:`~npo.llm.data.Encoded.digest`), the prompt ``template`` and ``precision``.
+    """
     parts = {
         "version": CACHE_VERSION,
         "weights": weights,
@@ -61,7 +71,6 @@ def ref_cache_key(*, weights: str, encoded: Encoded, template: str, precision: s
     return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
-@torch.no_grad()
 def compute_ref_logps(
     model: torch.nn.Module,
     encoded: Encoded,
@@ -74,31 +83,29 @@ def compute_ref_logps(
     world_size: int = 1,
     gather: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Summed answer-token log-probs of every sequence of ``encoded`` under ``model`` (eval mode),
-    shape (N,). In data-parallel runs each rank scores a strided share (padded so every rank
-    runs the same number of forwards, as FSDP requires) and ``gather`` collects them."""
-    was_training = model.training
-    model.eval()
+    """Summed answer-token log-probs of every sequence of ``encoded`` under ``model``.
+
+    The model runs in eval mode (dropout off) without autograd
+    (:func:`~npo.llm.forward.eval_mode`). In data-parallel runs each rank scores a strided
+    share (padded so every rank runs the same number of forwards, as FSDP requires) and
+    ``gather`` collects them.
+
+    Returns:
+        (N,) ``log pi_ref(y|x)`` on the CPU, in ``encoded``'s order.
+    """
     n = len(encoded)
     mine = list(range(rank, n, world_size))
     share = -(-n // world_size)
     padded = mine + [-1] * (share - len(mine))
     values, index = [], []
-    try:
+    with eval_mode(model):
         for s in range(0, share, batch_size):
             ids = padded[s : s + batch_size]
             batch = collate([encoded.item(max(i, 0)) for i in ids], pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    use_cache=False,
-                ).logits  # (B, T, V)
+            logits = forward_logits(model, batch, autocast=autocast)  # (B, T, V)
             values.append(sequence_logprobs(logits, batch["labels"])[0])
             index.append(torch.as_tensor(ids, device=device))
-    finally:
-        model.train(was_training)
     vals, idx = torch.cat(values), torch.cat(index)
     if gather is not None and world_size > 1:
         vals, idx = gather(vals), gather(idx)
@@ -123,8 +130,11 @@ def cached_ref_logps(
 ) -> dict[str, Tensor]:
     """Reference log-probs of each split, read from ``cache_dir`` or computed and written there.
 
-    Returns ``{source: (N,) tensor}`` on the CPU. Only the main process writes; a cache file
-    whose stored token counts disagree with the data is recomputed.
+    Only the main process writes; a cache file whose stored token counts disagree with the data
+    is recomputed. ``compute_kwargs`` go to :func:`compute_ref_logps`.
+
+    Returns:
+        ``{source: (N,) tensor}`` on the CPU.
     """
     from safetensors.torch import load_file, save
 
@@ -173,32 +183,34 @@ class LiveReference:
             ref.requires_grad_(False)
             self.model = prepare(ref) if prepare is not None else ref
 
-    @torch.no_grad()
     def logits(
-        self, policy: torch.nn.Module, unwrapped: Any, batch: dict[str, Tensor], autocast: bool
+        self,
+        policy: torch.nn.Module,
+        unwrapped: Any,
+        batch: Mapping[str, Tensor],
+        autocast: bool,
     ) -> Tensor:
-        """Reference logits (B, T, V) for ``batch`` (no autograd)."""
+        """Reference logits for ``batch``, without autograd.
+
+        LoRA: the (prepared) ``policy`` in eval mode with the adapters of ``unwrapped``
+        disabled; else the frozen copy.
+
+        Returns:
+            (B, T, V) logits.
+        """
         if self.lora:
-            was_training = policy.training
-            policy.eval()
-            ctx: Any = unwrapped.disable_adapter()
-        else:
-            ctx = contextlib.nullcontext()
-        try:
-            with ctx:
-                net = policy if self.lora else self.model
-                device = batch["input_ids"].device
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    return net(
-                        input_ids=batch["input_ids"],
-                        attention_mask=batch["attention_mask"],
-                        use_cache=False,
-                    ).logits
-        finally:
-            if self.lora:
-                policy.train(was_training)
+            adapters_off: Any = unwrapped.disable_adapter()
+            with eval_mode(policy), adapters_off:
+                return forward_logits(policy, batch, autocast=autocast)
+        assert self.model is not None  # built in __init__ without LoRA
+        with eval_mode():
+            return forward_logits(self.model, batch, autocast=autocast)
 
 
 def select(values: Tensor, index: Sequence[int], device: torch.device) -> Tensor:
-    """``values[index]`` on ``device``."""
+    """``values[index]`` on ``device``.
+
+    Returns:
+        The selected rows, moved to ``device``.
+    """
     return values.index_select(0, torch.as_tensor(index, dtype=torch.long)).to(device)

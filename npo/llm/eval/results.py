@@ -11,7 +11,7 @@ Per-item lists (index i = row i of the split): ``answer_loss`` (average token lo
 ``answer``), ``answer_tokens``, ``answer_logp`` (summed log-likelihood), ``correct_loss`` (the
 paraphrase's on forget/retain, ``answer``'s on the others), ``perturbed_loss`` (one list per
 item), ``truth_ratio`` (geometric, ``M(P_pert)/P_correct``), ``truth_ratio_arithmetic``,
-``prob`` (normalised on real authors / world facts), ``kl_sum`` (summed ``KL(ref || model)``
+``prob`` (normalized on real authors / world facts), ``kl_sum`` (summed ``KL(ref || model)``
 over the answer positions; forget/retain with a reference), and with generation ``generation``,
 ``rouge`` (ROUGE-L recall), ``degenerate`` (repetition collapse). Such a file serves as the
 ``retain_results`` of another run: forget quality needs ``items.forget.truth_ratio``.
@@ -19,26 +19,27 @@ over the answer positions; forget/retain with a reference), and with generation 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from npo.llm import tofu_metrics as tm
 from npo.llm.data import QASplit
+from npo.llm.eval import metrics as tm
+from npo.llm.eval.config import EvalConfig
+from npo.llm.eval.scoring import Scores
+from npo.llm.eval.sets import SETS, UTILITY_SETS, EvalData
 from npo.results import to_jsonable
 
 __all__ = [
     "FORMAT",
-    "SETS",
+    "VERSION",
     "EvalResult",
     "check_retain_results",
-    "items_digest",
     "load_eval_results",
     "set_metrics",
     "summary_lines",
@@ -50,45 +51,29 @@ VERSION = 1
 _RESERVED = {"format", "version", "notes", "config", "info", "items"}
 
 
-class SetSpec(NamedTuple):
-    correct: str  # the field scored as the correct side of the truth ratio
-    forget: bool  # truth-ratio aggregate min(R, 1/R) instead of max(0, 1 - R)
-    normalised: bool  # probability normalised against the perturbed answers
-    kl: bool  # KL to the reference reported on this set
-
-
-SETS: dict[str, SetSpec] = {
-    "forget": SetSpec("paraphrased_answer", True, False, True),
-    "retain": SetSpec("paraphrased_answer", False, False, True),
-    "real_authors": SetSpec("answer", False, True, False),
-    "world_facts": SetSpec("answer", False, True, False),
-}
-UTILITY_SETS = ("retain", "real_authors", "world_facts")
-
-
-def items_digest(split: QASplit, correct: str) -> str:
-    """Hash of the evaluated text of every item (question, answer, correct side, perturbed)."""
-    h = hashlib.blake2b(digest_size=16)
-    for row in split.rows:
-        parts = [row["question"], row["answer"], row[correct], *row["perturbed_answer"]]
-        h.update(json.dumps(parts).encode())
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class EvalResult:
-    """``metrics``: flat aggregates (None where not computed, with the reason in ``notes``);
-    ``items``: per-set per-item lists; ``config``: the :class:`~npo.llm.evaluate.EvalConfig`;
-    ``info``: splits, item counts, digests, model; ``source``: where it was read from."""
+    """The results of one evaluation (the results file, in memory).
+
+    ``metrics``: flat aggregates (None where not computed, with the reason in ``notes``);
+    ``items``: per-set per-item lists; ``config``: the
+    :class:`~npo.llm.eval.config.EvalConfig`; ``info``: splits, item counts, digests, model;
+    ``source``: where it was read from.
+    """
 
     metrics: dict[str, float | None]
     items: dict[str, dict[str, Any]]
-    config: Any
+    config: EvalConfig
     notes: tuple[str, ...]
     info: dict[str, Any]
     source: str = "<in memory>"
 
     def to_json(self) -> dict[str, Any]:
+        """The results file's object (see the module docstring).
+
+        Returns:
+            A JSON-able dict (NaN/inf as None).
+        """
         out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
         out.update(self.metrics)
         out.update(notes=list(self.notes), config=self.config, info=self.info, items=self.items)
@@ -100,6 +85,7 @@ def _fail(source: str, msg: str) -> ValueError:
 
 
 def _read(path: Path) -> Any:
+    # The parsed JSON of a results file, or a one-line ValueError naming it.
     if not path.is_file():
         raise ValueError(
             f"results file {path} not found (write one with `npo eval ... --out FILE`)"
@@ -111,10 +97,14 @@ def _read(path: Path) -> Any:
 
 
 def load_eval_results(results: str | Path | Mapping[str, Any]) -> EvalResult:
-    """An :class:`EvalResult` from a results file (path) or its ``to_json()`` dict, validated:
-    ``ValueError`` naming the file and the missing or malformed field."""
-    from npo.llm.evaluate import EvalConfig
+    """An :class:`EvalResult` from a results file (path) or its ``to_json()`` dict, validated.
 
+    Returns:
+        The result, ``source`` the path (or ``"<dict>"``).
+
+    Raises:
+        ValueError: naming the file and the missing or malformed field.
+    """
     if isinstance(results, Mapping):
         obj, source = results, "<dict>"
     else:
@@ -152,9 +142,15 @@ def load_eval_results(results: str | Path | Mapping[str, Any]) -> EvalResult:
     return EvalResult(metrics, items, config, notes, info, source)
 
 
-def check_retain_results(retain: EvalResult, data: Any, model: Mapping[str, Any] | None) -> None:
-    """``ValueError`` unless ``retain`` was computed on the same forget items as ``data`` (an
-    :class:`~npo.llm.evaluate.EvalData`) and, if ``model`` info is given, the same family."""
+def check_retain_results(
+    retain: EvalResult, data: EvalData, model: Mapping[str, Any] | None
+) -> None:
+    """Check that ``retain`` can serve as the retain reference of an evaluation on ``data``.
+
+    Raises:
+        ValueError: unless ``retain`` was computed on the same forget items as ``data`` and, if
+            ``model`` info is given, on a model of the same family.
+    """
     src, forget = retain.source, data.sets["forget"]
     split = retain.info["splits"].get("forget")
     if split != forget.name:
@@ -173,7 +169,8 @@ def check_retain_results(retain: EvalResult, data: Any, model: Mapping[str, Any]
     if retain.info["digests"].get("forget") != data.digests["forget"]:
         raise _fail(
             src,
-            f"the forget items differ from those of {data.source} (same split name and count, different text)",
+            f"the forget items differ from those of {data.source} (same split name and count, "
+            "different text)",
         )
     if model is not None:
         theirs = retain.info["model"]
@@ -182,7 +179,8 @@ def check_retain_results(retain: EvalResult, data: Any, model: Mapping[str, Any]
         if a != b:
             raise _fail(
                 src,
-                f"from a different model family ({a[0]}, vocabulary {a[1]}) than this model ({b[0]}, vocabulary {b[1]})",
+                f"from a different model family ({a[0]}, vocabulary {a[1]}) than this model "
+                f"({b[0]}, vocabulary {b[1]})",
             )
 
 
@@ -193,14 +191,20 @@ def _floats(x: np.ndarray) -> list[float]:
 def set_metrics(
     key: str,
     split: QASplit,
-    scores: Any,
+    scores: Scores,
     groups: list[list[int]],
     roles: list[str],
     generated: tuple[list[list[int]], list[str]] | None,
-    config: Any,
+    config: EvalConfig,
 ) -> dict[str, Any]:
-    """Per-item values of one set from the scored sequences (``roles[j]``: ``answer``,
-    ``correct`` or ``perturbed``) and the generations ``(token ids, texts)``."""
+    """Per-item values of one set from its scored sequences and generations.
+
+    ``roles[j]``: ``answer``, ``correct`` or ``perturbed``; ``generated``: ``(token ids,
+    texts)`` or None.
+
+    Returns:
+        ``{per-item key: list}`` (see the module docstring).
+    """
     spec = SETS[key]
     nll = scores.nll
     pick = lambda g, role: [j for j in g if roles[j] == role]  # noqa: E731
@@ -218,9 +222,9 @@ def set_metrics(
         item[name] = [
             float(tm.truth_ratio([nll[c]], [p], mean=mean)[0]) for c, p in zip(correct, pert)
         ]
-    if spec.normalised:
+    if spec.normalized:
         item["prob"] = [
-            float(tm.normalised_probability([nll[a]], [p])[0]) for a, p in zip(ans, pert)
+            float(tm.normalized_probability([nll[a]], [p])[0]) for a, p in zip(ans, pert)
         ]
     else:
         item["prob"] = _floats(tm.probability(nll[ans]))
@@ -241,12 +245,16 @@ def set_metrics(
 
 def summary_metrics(
     per_set: dict[str, dict[str, Any]],
-    config: Any,
+    config: EvalConfig,
     retain: EvalResult | None,
     *,
     has_reference: bool,
 ) -> tuple[dict[str, float | None], list[str]]:
-    """The flat aggregate metrics and the notes explaining every None."""
+    """The flat aggregate metrics of the per-set values, and the notes explaining every None.
+
+    Returns:
+        ``(metrics, notes)``.
+    """
     m: dict[str, float | None] = {}
     notes: list[str] = []
     ratio_key = "truth_ratio_arithmetic" if config.truth_mean == "arithmetic" else "truth_ratio"
@@ -306,12 +314,17 @@ def summary_metrics(
 
 
 def summary_lines(result: EvalResult) -> list[str]:
-    """A short human-readable table of the headline metrics, then the notes."""
+    """A short human-readable table of the headline metrics, then the notes.
+
+    Returns:
+        The lines, without newlines.
+    """
     m = result.metrics
     fmt = lambda v: "null" if v is None else f"{v:.4g}"  # noqa: E731
     lines = [
-        f"forget quality {fmt(m.get('forget_quality'))}   model utility {fmt(m.get('model_utility'))}"
-        f"   forget truth ratio {fmt(m.get('forget_truth_ratio'))}",
+        f"forget quality {fmt(m.get('forget_quality'))}   "
+        f"model utility {fmt(m.get('model_utility'))}   "
+        f"forget truth ratio {fmt(m.get('forget_truth_ratio'))}",
         f"{'set':<13}{'prob':>9}{'rouge-L':>9}{'truth':>9}{'gibberish':>11}",
     ]
     for key in SETS:
@@ -320,7 +333,8 @@ def summary_lines(result: EvalResult) -> list[str]:
             f"{key:<13}" + "".join(f"{fmt(v):>9}" for v in vals[:3]) + f"{fmt(vals[3]):>11}"
         )
     lines.append(
-        f"forget_kl {fmt(m.get('forget_kl'))}   retain_kl {fmt(m.get('retain_kl'))}"
-        f"   gibberish_rate {fmt(m.get('gibberish_rate'))}   forget_logp {fmt(m.get('forget_logp'))}"
+        f"forget_kl {fmt(m.get('forget_kl'))}   retain_kl {fmt(m.get('retain_kl'))}   "
+        f"gibberish_rate {fmt(m.get('gibberish_rate'))}   "
+        f"forget_logp {fmt(m.get('forget_logp'))}"
     )
     return lines + [f"note: {n}" for n in result.notes]

@@ -1,14 +1,15 @@
-"""TOFU's metrics on per-item numbers: no model, no tokenizer, only numpy/scipy (and
-``rouge-score`` for ROUGE-L). :mod:`npo.llm.evaluate` computes the per-item inputs.
+"""TOFU's metrics on per-item numbers: no model, no tokenizer, only numpy/scipy.
+
+``rouge-score`` serves ROUGE-L; :mod:`npo.llm.eval.evaluate` computes the per-item inputs.
 
 Inputs are *average token losses* ``l = -(1/|y|) log pi(y|x)`` (the mean negative log-likelihood
-over an answer's tokens, EOS included), so ``exp(-l)`` is the length-normalised probability
+over an answer's tokens, EOS included), so ``exp(-l)`` is the length-normalized probability
 ``pi(y|x)^(1/|y|)``. Definitions (Maini et al., TOFU, arXiv 2401.06121; code:
 ``locuslab/tofu``):
 
 - probability, forget/retain: ``mean_i exp(-l_i)``;
 - probability, real authors/world facts: ``mean_i P(a_i) / (P(a_i) + sum_j P(a_ij))`` with
-  length-normalised ``P`` (``a`` the correct answer, ``a_ij`` the perturbed ones);
+  length-normalized ``P`` (``a`` the correct answer, ``a_ij`` the perturbed ones);
 - truth ratio per item: ``R = M_j(P(a_pert_j)) / P(a_correct)``, ``M`` the geometric mean
   (TOFU's aggregation scripts: the arithmetic mean of the losses) or, with ``mean=
   "arithmetic"``, the arithmetic mean of the probabilities (TOFU's ``utils.get_model_utility``
@@ -26,13 +27,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
 __all__ = [
     "forget_quality",
     "harmonic_mean",
     "is_degenerate",
-    "normalised_probability",
+    "normalized_probability",
     "probability",
     "rouge_l_recall",
     "truth_ratio",
@@ -50,17 +52,28 @@ def _losses(values: Any, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def probability(answer_loss: Sequence[float]) -> np.ndarray:
-    """Per-item ``exp(-l)``: the answer's length-normalised probability, shape (n_items,)."""
+def probability(answer_loss: ArrayLike) -> np.ndarray:
+    """Per-item ``exp(-l)``: the answer's length-normalized probability.
+
+    Returns:
+        (n_items,) probabilities.
+    """
     return np.exp(-_losses(answer_loss, "answer_loss", 1))
 
 
-def normalised_probability(
-    answer_loss: Sequence[float], perturbed_loss: Sequence[Sequence[float]]
-) -> np.ndarray:
-    """Per-item ``P(a) / (P(a) + sum_j P(a_j))`` with ``P = exp(-l)`` (length-normalised), the
-    real-authors / world-facts probability. Computed in log space (no underflow when every
-    probability is tiny). ``answer_loss`` (n,), ``perturbed_loss`` (n, k) -> (n,)."""
+def normalized_probability(answer_loss: ArrayLike, perturbed_loss: ArrayLike) -> np.ndarray:
+    """The real-authors / world-facts probability of each item.
+
+    ``P(a) / (P(a) + sum_j P(a_j))`` with ``P = exp(-l)`` (length-normalized), computed in log
+    space (no underflow when every probability is tiny).
+
+    Args:
+        answer_loss: (n,) average token losses of the correct answers.
+        perturbed_loss: (n, k) those of the perturbed answers.
+
+    Returns:
+        (n,) probabilities.
+    """
     a = _losses(answer_loss, "answer_loss", 1)
     p = _losses(perturbed_loss, "perturbed_loss", 2)
     if p.shape[0] != a.shape[0]:
@@ -70,8 +83,8 @@ def normalised_probability(
 
 
 def truth_ratio(
-    correct_loss: Sequence[float],
-    perturbed_loss: Sequence[Sequence[float]],
+    correct_loss: ArrayLike,
+    perturbed_loss: ArrayLike,
     *,
     mean: str = "geometric",
 ) -> np.ndarray:
@@ -81,7 +94,14 @@ def truth_ratio(
     ``aggregate_eval_stat.py`` and ``get_forget_quality``; there ``curr = 1/R`` is stored).
     ``mean="arithmetic"``: ``R = mean_j exp(-l_pert_j) / exp(-l_correct)`` (TOFU's
     ``utils.get_model_utility``). ``R < 1``: the correct answer is the more likely.
-    ``correct_loss`` (n,), ``perturbed_loss`` (n, k) -> (n,).
+
+    Args:
+        correct_loss: (n,) average token losses of the correct side.
+        perturbed_loss: (n, k) those of the perturbed answers.
+        mean: ``"geometric"`` or ``"arithmetic"``.
+
+    Returns:
+        (n,) truth ratios.
     """
     c = _losses(correct_loss, "correct_loss", 1)
     p = _losses(perturbed_loss, "perturbed_loss", 2)
@@ -98,10 +118,15 @@ def truth_ratio(
     return np.exp(log_m + c)
 
 
-def truth_ratio_score(ratios: Sequence[float], *, forget: bool) -> float:
-    """TOFU's truth-ratio aggregate: ``mean min(R, 1/R)`` on the forget set (1 when the model
-    cannot tell correct from perturbed), ``mean max(0, 1 - R)`` elsewhere (1 when it prefers
-    the correct answer by far). Both lie in [0, 1]."""
+def truth_ratio_score(ratios: ArrayLike, *, forget: bool) -> float:
+    """TOFU's truth-ratio aggregate.
+
+    ``mean min(R, 1/R)`` on the forget set (1 when the model cannot tell correct from
+    perturbed), ``mean max(0, 1 - R)`` elsewhere (1 when it prefers the correct answer by far).
+
+    Returns:
+        The score, in [0, 1].
+    """
     r = np.asarray(ratios, dtype=np.float64)
     if r.ndim != 1 or r.size == 0 or not (np.isfinite(r).all() and (r > 0).all()):
         raise ValueError(
@@ -112,11 +137,16 @@ def truth_ratio_score(ratios: Sequence[float], *, forget: bool) -> float:
     return float(np.mean(np.maximum(0.0, 1.0 - r)))
 
 
-def forget_quality(ratios: Sequence[float], retain_ratios: Sequence[float]) -> tuple[float, float]:
-    """``(p-value, statistic)`` of the two-sample Kolmogorov-Smirnov test
-    (``scipy.stats.ks_2samp``, two-sided, ``method="auto"``) between the unlearned model's and
+def forget_quality(ratios: ArrayLike, retain_ratios: ArrayLike) -> tuple[float, float]:
+    """TOFU's forget quality: a two-sample Kolmogorov-Smirnov test of the forget truth ratios.
+
+    ``scipy.stats.ks_2samp`` (two-sided, ``method="auto"``) between the unlearned model's and
     the retain model's per-item forget truth ratios. The test depends on the samples only
-    through their order, so ``R`` and TOFU's ``1/R`` give the same p-value."""
+    through their order, so ``R`` and TOFU's ``1/R`` give the same p-value.
+
+    Returns:
+        ``(p-value, statistic)``; the p-value is the forget quality.
+    """
     from scipy.stats import ks_2samp
 
     a = np.asarray(ratios, dtype=np.float64)
@@ -130,9 +160,14 @@ def forget_quality(ratios: Sequence[float], retain_ratios: Sequence[float]) -> t
     return float(res.pvalue), float(res.statistic)
 
 
-def harmonic_mean(values: Sequence[float]) -> float:
-    """``n / sum_i 1/x_i`` of non-negative values; 0 if any value is 0 (as ``scipy.stats.hmean``,
-    which TOFU uses for model utility)."""
+def harmonic_mean(values: ArrayLike) -> float:
+    """``n / sum_i 1/x_i`` of non-negative values; 0 if any value is 0.
+
+    As ``scipy.stats.hmean``, which TOFU uses for model utility.
+
+    Returns:
+        The harmonic mean.
+    """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all() or (x < 0).any():
         raise ValueError(
@@ -155,9 +190,14 @@ def _scorer() -> Any:
 
 
 def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
-    """Per-pair ROUGE-L recall ``LCS(pred, ref) / |ref|`` over ``rouge-score``'s tokens
-    (lower-cased, non-alphanumerics dropped, Porter stemmer on), as TOFU scores its
-    generations. 0 for a reference without tokens."""
+    """Per-pair ROUGE-L recall ``LCS(pred, ref) / |ref|``, as TOFU scores its generations.
+
+    Over ``rouge-score``'s tokens (lower-cased, non-alphanumerics dropped, Porter stemmer on);
+    0 for a reference without tokens.
+
+    Returns:
+        (n,) recalls.
+    """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     scorer = _scorer()
@@ -167,13 +207,18 @@ def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> np.
     )
 
 
-def is_degenerate(tokens: Sequence[int], *, min_copies: int = 3, min_tokens: int = 6) -> bool:
-    """Whether a generation has collapsed into repetition (GA's "narr narr narr ..."): some block
-    of ``n`` tokens occurs at least ``min_copies`` times back to back, and the repetition spans
-    at least ``min_tokens`` tokens (``copies * n >= min_tokens``; this spares numbers such as
-    ``2000`` that a subword tokenizer splits into ``2 0 0 0``). With the defaults (3, 6) none
-    of TOFU's 10,468 reference, paraphrased and perturbed answers counts as degenerate under a
-    512-token BPE. O(len^2) at worst; generations are short."""
+def is_degenerate(tokens: ArrayLike, *, min_copies: int = 3, min_tokens: int = 6) -> bool:
+    """Whether a generation has collapsed into repetition (GA's "narr narr narr ...").
+
+    Some block of ``n`` tokens occurs at least ``min_copies`` times back to back, and the
+    repetition spans at least ``min_tokens`` tokens (``copies * n >= min_tokens``; this spares
+    numbers such as ``2000`` that a subword tokenizer splits into ``2 0 0 0``). With the
+    defaults (3, 6) none of TOFU's 10,468 reference, paraphrased and perturbed answers counts
+    as degenerate under a 512-token BPE. O(len^2) at worst; generations are short.
+
+    Returns:
+        True for a degenerate generation.
+    """
     if min_copies < 2 or min_tokens < 1:
         raise ValueError(
             f"need min_copies >= 2 and min_tokens >= 1, got {min_copies}, {min_tokens}"
