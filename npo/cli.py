@@ -154,7 +154,7 @@ def _unlearn(ns: argparse.Namespace) -> int:
     return _report(result)
 
 
-# ---------------------------------------------------------------- TOFU evaluation (issue 6)
+# ---------------------------------------------------------------- TOFU evaluation
 
 
 def _unlearn_eval_args(p: argparse.ArgumentParser) -> None:
