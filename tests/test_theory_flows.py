@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 from scipy.special import expit, lambertw, wrightomega
 
-from theory.dynamics import (
+from theory import (
     ga_log_ratio,
     ga_time_to_divergence,
     npo_local_log_rate,
