@@ -18,7 +18,8 @@ import sys
 import tempfile
 import time
 
-from synthetic.experiments import ReproduceConfig, references, table1_specs
+from npo.experiment import ReproduceConfig
+from synthetic.experiments import references, table1_specs
 from synthetic.models import select_seed
 from synthetic.runner import RunConfig, run_unlearning
 

@@ -127,7 +127,8 @@ def sweep(a) -> None:
         worst = max(worst, float(np.max(np.abs(ivp - u[i]) / np.maximum(np.abs(u[i]), 1e-300))))
     t_ivp = time.perf_counter() - t0
     print(
-        f"sweep: {a.pairs} (beta, K) pairs x {a.n_sweep} points: closed form {t_closed * 1e3:.1f} ms, "
+        f"sweep: {a.pairs} (beta, K) pairs x {a.n_sweep} points: "
+        f"closed form {t_closed * 1e3:.1f} ms, "
         f"solve_ivp (rtol 1e-10, max rel difference {worst:.1e}) {t_ivp * 1e3:.0f} ms, "
         f"time ratio ivp/closed {t_ivp / t_closed:.0f}"
     )
