@@ -83,7 +83,7 @@ def make_task(config: TaskConfig = TaskConfig()) -> Task:
         config: sizes, ``alpha`` and seeds.
 
     Returns:
-        The task: features ``relu(W x)`` (S, n, k) and labels (S, n) of the four data sets,
+        The task, with features ``relu(W x)`` (S, n, k) and labels (S, n) of the four data sets,
         the IDK labels and the raw inputs.
     """
     d, k = config.d, config.n_features

@@ -5,7 +5,7 @@ summarized over seeds, a table, notes); :mod:`synthetic.plots` draws it and
 :func:`npo.results.write_result` writes it. Nothing here parses arguments, prints or writes
 files; :mod:`synthetic.beyond` holds the experiments beyond the paper.
 
-Settings follow the paper's Table 1 (:data:`TABLE1`). SimNPO is not in the paper's synthetic
+Settings follow the paper's Table 1 (``TABLE1``). SimNPO is not in the paper's synthetic
 study; we run it with NPO's learning rate and beta (``gamma = 0``): with one "token" per sample
 its loss is NPO's with ``log pi_ref`` replaced by the constant ``-gamma/beta``.
 """

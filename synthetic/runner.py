@@ -66,7 +66,7 @@ class MethodSpec:
 
     @property
     def key(self) -> str:
-        """The name of this setting's curves: ``label``, else the method key."""
+        """The name of this setting's curves, ``label`` or else the method key."""
         return self.label or self.method
 
     def objective(self) -> Objective:
@@ -130,7 +130,7 @@ def record_steps(steps: int, eval_every: int, log_points: int) -> np.ndarray:
         log_points: how many log-spaced steps in ``[1, steps]`` to add.
 
     Returns:
-        The sorted steps: 0, every ``eval_every`` steps, the log-spaced ones and ``steps``.
+        The sorted steps, namely 0, every ``eval_every`` steps, the log-spaced ones and ``steps``.
     """
     grid = set(range(0, steps + 1, eval_every)) | {0, steps}
     if log_points:

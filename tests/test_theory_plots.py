@@ -87,3 +87,15 @@ def test_writer(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "out" / "theory_summary.json").read_text())
     assert set(summary["theorem2"]["npo_verdicts"]) == {"logarithmic"}
     assert summary["optimizers"]["adam_npo_linear_rate_eps0"] > 0
+
+
+def test_optimizer_dynamics_show_the_adam_claims():
+    """The claims of the optimizers figure at its fast size (notebook 01's test size)."""
+    op = run_optimizer_dynamics(OptimizerDynamicsConfig(steps=20_000))
+    half = op.steps > op.steps[-1] / 2
+    sim = -np.diff(op.adam_npo_eps0[half]) / np.diff(op.steps[half])
+    np.testing.assert_allclose(sim, op.adam_npo_rate, rtol=1e-2)  # linear, at the predicted rate
+    assert op.adam_npo_rate < 0.2 * op.config.lr * op.l1  # capped well below sign descent's
+    assert op.adam_npo[-1] > op.adam_npo_eps0[-1]  # eps slows NPO once past the crossover
+    assert np.all(op.gd_npo >= op.gd_ga)  # under GD, NPO's weight slows it
+    np.testing.assert_allclose(op.sign, -op.config.lr * op.l1 * op.steps, rtol=1e-12)

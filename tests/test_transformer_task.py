@@ -72,6 +72,9 @@ def test_sgd_drift_linear_for_ga_logarithmic_for_npo(quick):
     verdicts = {k: v["verdict"] for k, v in quick.extras["drift"]["verdicts"].items()}
     assert verdicts["ga/sgd"] == "linear", verdicts
     assert verdicts["npo[beta=0.1]/sgd"] == "logarithmic", verdicts
+    curves = quick.extras["drift"]["curves"]
+    finals = {k: np.asarray(v["param_drift"])[-1] for k, v in curves.items()}
+    assert finals["ga/sgd"] > 10 * finals["npo[beta=0.1]/sgd"], finals
 
 
 def test_cli_writes_the_transformer_outputs(quick, tmp_path):

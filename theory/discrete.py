@@ -83,7 +83,7 @@ def npo_gd_gap_bound(
         lr: step size ``> 0``. All four broadcast.
 
     Returns:
-        The bound: a float for scalar inputs, else an array.
+        The bound, a float for scalar inputs, else an array.
 
     Raises:
         ValueError: if ``n`` is negative.
@@ -125,7 +125,7 @@ def logistic_ga_gd_gap_bound(z_n: ArrayLike, *, z0: ArrayLike, k: ArrayLike) -> 
         k: ``eta ||x||^2 > 0``. All three broadcast.
 
     Returns:
-        The bound: a float for scalar inputs, else an array.
+        The bound, a float for scalar inputs, else an array.
     """
     z_n = finite("z_n", z_n)
     z0 = finite("z0", z0)

@@ -118,8 +118,8 @@ def _s_and_log_s(t: ArrayLike, beta: ArrayLike, K: ArrayLike) -> tuple:
     """The validated inputs and ``s = 2 beta K t`` (which may overflow to inf).
 
     Returns:
-        ``(s, log_s, beta)``: ``log_s`` is a callable giving ``log s`` on a mask, computed
-        from the logs of the factors (only where needed: it costs four passes).
+        ``(s, log_s, beta)``, where ``log_s`` is a callable giving ``log s`` on a mask,
+        computed from the logs of the factors (only where needed: it costs four passes).
     """
     t = nonnegative("t", t)
     beta = positive("beta", beta)
@@ -148,7 +148,7 @@ def ga_log_ratio(t: ArrayLike, *, K: ArrayLike) -> np.ndarray | float:
         K: squared gradient norm ``||grad_theta log pi||^2 > 0``.
 
     Returns:
-        ``u(t)``: a float for scalar inputs, else an array of the broadcast shape.
+        ``u(t)``, a float for scalar inputs, else an array of the broadcast shape.
     """
     t = nonnegative("t", t)
     K = positive("K", K)
@@ -168,7 +168,7 @@ def npo_log_ratio(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.ndarray 
         K: squared gradient norm ``> 0``. All three broadcast.
 
     Returns:
-        ``u(t)``: a float for scalar inputs, else an array of the broadcast shape.
+        ``u(t)``, a float for scalar inputs, else an array of the broadcast shape.
     """
     s, log_s, beta = _s_and_log_s(t, beta, K)
     return scalar_out(-omega_shift(s, log_s=log_s) / beta)
@@ -186,7 +186,7 @@ def npo_weight_along_flow(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.
         K: squared gradient norm ``> 0``. All three broadcast.
 
     Returns:
-        ``W`` in ``(0, 1]``: a float for scalar inputs, else an array.
+        ``W`` in ``(0, 1]``, a float for scalar inputs, else an array.
     """
     s, log_s, beta = _s_and_log_s(t, beta, K)
     return scalar_out(2.0 * expit(-omega_shift(s, log_s=log_s)))
@@ -205,7 +205,7 @@ def npo_log_ratio_asymptote(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> n
         K: squared gradient norm ``> 0``. All three broadcast.
 
     Returns:
-        The asymptote: a float for scalar inputs, else an array.
+        The asymptote, a float for scalar inputs, else an array.
     """
     s, log_s, beta = _s_and_log_s_array(t, beta, K)
     return scalar_out(-_log1p_s(s, log_s) / beta)
@@ -253,7 +253,7 @@ def npo_local_log_rate(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.nda
         K: squared gradient norm ``> 0``. All three broadcast.
 
     Returns:
-        The rate: a float for scalar inputs, else an array.
+        The rate, a float for scalar inputs, else an array.
     """
     s, log_s, beta = _s_and_log_s_array(t, beta, K)
     v = omega_shift(s, log_s=log_s)
@@ -277,7 +277,7 @@ def npo_log_rate(beta: ArrayLike) -> np.ndarray | float:
         beta: NPO's inverse temperature ``> 0`` (array-like).
 
     Returns:
-        ``1/beta``: a float for a scalar, else an array.
+        ``1/beta``, a float for a scalar, else an array.
     """
     beta = positive("beta", beta)
     return scalar_out(1.0 / beta)
@@ -291,7 +291,7 @@ def ga_time_to_divergence(D: ArrayLike, *, K: ArrayLike) -> np.ndarray | float:
         K: squared gradient norm ``> 0``.
 
     Returns:
-        ``t_GA(D)``: a float for scalar inputs, else an array.
+        ``t_GA(D)``, a float for scalar inputs, else an array.
     """
     D = nonnegative("D", D)
     K = positive("K", K)
@@ -312,7 +312,7 @@ def npo_time_to_divergence(D: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np
         K: squared gradient norm ``> 0``. All three broadcast.
 
     Returns:
-        ``t_NPO(D)``: a float for scalar inputs, else an array.
+        ``t_NPO(D)``, a float for scalar inputs, else an array.
     """
     D = nonnegative("D", D)
     beta = positive("beta", beta)
@@ -335,7 +335,7 @@ def npo_log_time_to_divergence(
         K: squared gradient norm ``> 0``. All three broadcast.
 
     Returns:
-        ``log t_NPO(D)``: a float for scalar inputs, else an array.
+        ``log t_NPO(D)``, a float for scalar inputs, else an array.
     """
     D = nonnegative("D", D)
     beta = positive("beta", beta)

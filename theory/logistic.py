@@ -77,7 +77,7 @@ def make_instances(
         seed: generator seed.
 
     Returns:
-        The instances: ``X`` (I, n_f, d) and ``theta_init`` (I, d).
+        The instances, ``X`` (I, n_f, d) and ``theta_init`` (I, d).
 
     Raises:
         ValueError: for an argument outside its range.
@@ -131,7 +131,7 @@ def gd_drift(
         beta: NPO's inverse temperature, or None for GA.
 
     Returns:
-        ``(drift, monotone)``: ``drift`` (I, P) is ``||b_t||_2`` at the checkpoints;
+        ``(drift, monotone)``, where ``drift`` (I, P) is ``||b_t||_2`` at the checkpoints;
         ``monotone`` (I,) says whether every ``b_i`` decreased at every step (the proofs'
         standing hypothesis).
 

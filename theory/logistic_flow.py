@@ -42,7 +42,7 @@ def logistic_ga_logit(t: ArrayLike, *, z0: ArrayLike, k: ArrayLike) -> np.ndarra
         k: ``eta ||x||^2 > 0``. All three broadcast.
 
     Returns:
-        ``z(t)``: a float for scalar inputs, else an array.
+        ``z(t)``, a float for scalar inputs, else an array.
     """
     t = nonnegative("t", t)
     z0 = finite("z0", z0)
@@ -59,7 +59,7 @@ def logistic_ga_logit_asymptote(t: ArrayLike, *, z0: ArrayLike, k: ArrayLike) ->
         k: ``eta ||x||^2 > 0``. All three broadcast.
 
     Returns:
-        The asymptote: a float for scalar inputs, else an array.
+        The asymptote, a float for scalar inputs, else an array.
     """
     t = nonnegative("t", t)
     z0 = finite("z0", z0)
@@ -82,7 +82,7 @@ def logistic_npo_logit_asymptote(
         beta: NPO's inverse temperature ``> 0``. All four broadcast.
 
     Returns:
-        The asymptote: a float for scalar inputs, else an array.
+        The asymptote, a float for scalar inputs, else an array.
     """
     t = positive("t", t)
     z0 = finite("z0", z0)
@@ -113,7 +113,7 @@ def logistic_npo_logit(
             ``beta`` is an integer).
 
     Returns:
-        ``z(t)``: a float for a scalar ``t``, else an array of its shape.
+        ``z(t)``, a float for a scalar ``t``, else an array of its shape.
 
     Raises:
         ValueError: for an invalid argument, or ``"closed"`` with a non-integer ``beta``.
@@ -149,7 +149,7 @@ def logistic_npo_time(
             :func:`logistic_npo_logit`.
 
     Returns:
-        The flow time: a float for a scalar ``z``, else an array of its shape.
+        The flow time, a float for a scalar ``z``, else an array of its shape.
 
     Raises:
         ValueError: for an invalid argument or a ``z`` above ``z0``.

@@ -54,7 +54,7 @@ def signgd_log_ratio(t: ArrayLike, *, lr: ArrayLike, l1: ArrayLike) -> np.ndarra
         l1: ``||grad_theta u||_1 > 0``. All three broadcast.
 
     Returns:
-        ``u(t)``: a float for scalar inputs, else an array.
+        ``u(t)``, a float for scalar inputs, else an array.
     """
     t = nonnegative("t", t)
     lr = positive("lr", lr)
@@ -105,7 +105,7 @@ def adam_log_ratio(
         eps: Adam's ``eps >= 0``.
 
     Returns:
-        The trace: steps, log-ratios, weights and step ratios.
+        The trace of steps, log-ratios, weights and step ratios.
     """
     n_steps = positive_int("n_steps", n_steps, minimum=0)
     g = _grad(grad)
@@ -173,7 +173,7 @@ def adam_ratio_lag(
         beta2: Adam's second-moment decay, in ``[0, 1)``, with ``beta1^2 < beta2``.
 
     Returns:
-        ``rho(delta)``: a float for a scalar, else an array.
+        ``rho(delta)``, a float for a scalar, else an array.
 
     Raises:
         ValueError: for ``beta1^2 >= beta2`` or an argument outside its range.

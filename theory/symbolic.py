@@ -289,7 +289,7 @@ def logistic_npo_antiderivative(n: int) -> sp.Expr:
         n: the integer ``beta >= 1``.
 
     Returns:
-        ``A(p)``: ``log p``, ``log(1-p)`` and powers of ``p`` and ``1 - p``.
+        ``A(p)``, made of ``log p``, ``log(1-p)`` and powers of ``p`` and ``1 - p``.
 
     Raises:
         ValueError: if ``n`` is not an integer ``>= 1``.

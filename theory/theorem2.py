@@ -164,6 +164,15 @@ def _inside(d: np.ndarray, band: np.ndarray, mask: np.ndarray | None = None) -> 
     return np.all(ok, axis=1)
 
 
+def _bands(
+    c: Theorem2Config, t: np.ndarray, ga: tuple, npo: tuple, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    # GA's and NPO's bands (2, P) at steps t for the constants (lower, upper)
+    ga_b = np.stack(ga_band(t, n_f=c.n_f, eta=c.eta, lower=ga[0], upper=ga[1]))
+    npo_b = np.stack(npo_band(t, n_f=c.n_f, eta=c.eta, scale=scale, lower=npo[0], upper=npo[1]))
+    return ga_b, npo_b
+
+
 def run_theorem2(config: Theorem2Config = Theorem2Config()) -> Theorem2Data:
     """Run the Theorem-2 study: exact GD on generated instances against both bound families.
 
@@ -203,23 +212,10 @@ def run_theorem2(config: Theorem2Config = Theorem2Config()) -> Theorem2Data:
     proof = theorem2_constants(
         n_f=c.n_f, b_x=c.b_x, B_x=c.B_x, C0=c.C0, B_theta=c.B_theta, beta=c.beta, eta=c.eta
     )
-    ga_band_proof = np.stack(
-        ga_band(t, n_f=c.n_f, eta=c.eta, lower=proof.ga_lower, upper=proof.ga_upper)
+    ga_band_proof, npo_band_proof = _bands(
+        c, t, (proof.ga_lower, proof.ga_upper), (proof.npo_lower, proof.npo_upper), proof.npo_scale
     )
-    npo_band_proof = np.stack(
-        npo_band(
-            t,
-            n_f=c.n_f,
-            eta=c.eta,
-            scale=proof.npo_scale,
-            lower=proof.npo_lower,
-            upper=proof.npo_upper,
-        )
-    )
-    ga_band_fit = np.stack(ga_band(t, n_f=c.n_f, eta=c.eta, lower=ga_fit[0], upper=ga_fit[1]))
-    npo_band_fit = np.stack(
-        npo_band(t, n_f=c.n_f, eta=c.eta, scale=1.0 / c.beta, lower=npo_fit[0], upper=npo_fit[1])
-    )
+    ga_band_fit, npo_band_fit = _bands(c, t, ga_fit, npo_fit, 1.0 / c.beta)
     ga_fits = [fit_divergence(t, row) for row in ga]
     npo_fits = [fit_divergence(t, row) for row in npo]
     return Theorem2Data(

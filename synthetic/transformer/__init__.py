@@ -1,12 +1,13 @@
 """TOFU in miniature: unlearning a tiny transformer on generated fictitious authors.
 
-The only part of :mod:`synthetic` that imports the LLM path (:mod:`npo.llm`), which it runs
+The only part of :mod:`synthetic` that imports the LLM path (``npo.llm``), which it runs
 end to end on data whose truth is known by construction:
 
 - :mod:`synthetic.transformer.authors`: the seeded generator of fictitious authors;
 - :mod:`synthetic.transformer.tofu_files`: their TOFU-format split files;
 - :mod:`synthetic.transformer.task`: the options, the data and the fine-tuned models;
-- :mod:`synthetic.transformer.runs`: unlearning, the divergence study and the result;
+- :mod:`synthetic.transformer.runs`: unlearning, the divergence study and the result, with
+  its notes and headline from :mod:`synthetic.transformer.summary`;
 - :mod:`synthetic.transformer.plots`: its figures.
 
 ``EXPERIMENTS`` holds the ``transformer`` entry of the ``npo reproduce`` registry.

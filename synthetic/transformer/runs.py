@@ -3,9 +3,9 @@
 Unlearning runs record evaluation curves; the divergence study records the parameter drift;
 :func:`run_transformer` assembles them into an :class:`~npo.experiment.ExperimentResult`.
 
-Every unlearning run goes through :func:`npo.llm.train.unlearn` with an evaluation hook from
-:func:`npo.llm.evaluate.make_eval_hook` (no generation during training; the target model as
-the KL reference) and a final :func:`npo.llm.evaluate.evaluate_model` with generation. Runs are
+Every unlearning run goes through ``npo.llm.train.unlearn`` with an evaluation hook from
+``npo.llm.evaluate.make_eval_hook`` (no generation during training; the target model as
+the KL reference) and a final ``npo.llm.evaluate.evaluate_model`` with generation. Runs are
 cached on disk under the config's key, so reruns and tests reuse them.
 """
 
@@ -24,6 +24,7 @@ from npo.experiment import ExperimentResult, ReproduceConfig
 from npo.results import atomic_write_text, to_jsonable, write_json
 from synthetic.experiments import verdict
 from synthetic.stats import summarize
+from synthetic.transformer.summary import result_headline, result_notes
 from synthetic.transformer.task import (
     ResolvedTransformerConfig,
     TransformerConfig,
@@ -312,7 +313,7 @@ def run_transformer(config: TransformerConfig) -> ExperimentResult:
             curves[forget][method] = {m: summarize(v[None]) for m, v in per.items()}
             rows.append(_method_row(forget, method, run, steps, per))
     drift_study = _drift_study(c, models, eval_dir, root)
-    notes = _notes(c, report, models, target_metrics, drift_study)
+    notes = result_notes(c, report, models, target_metrics, drift_study)
     extras = {
         "target": target_metrics,
         "drift": drift_study,
@@ -321,7 +322,7 @@ def run_transformer(config: TransformerConfig) -> ExperimentResult:
         "params": models["params"],
     }
     cfg = {"transformer": asdict(c), "data": str(eval_dir)}
-    headline = _headline(rows, drift_study)
+    headline = result_headline(rows, drift_study)
     return ExperimentResult("transformer", cfg, steps, curves, rows, notes, extras, headline)
 
 
@@ -338,56 +339,6 @@ def _drift_study(
             out["curves"][key] = {"steps": steps, "param_drift": drift}
             out["verdicts"][key] = verdict(steps, drift)
     return out
-
-
-def _notes(
-    c: ResolvedTransformerConfig, report: dict, models: dict, target_metrics: dict, drift: dict
-) -> list[str]:
-    notes = [
-        f"{c.n_authors} authors x {c.qa_per_author} questions; tiny Llama with "
-        f"{models['params']} parameters, memorization accuracy {models['memorization']:.4f} "
-        f"(answer tokens predicted exactly, teacher forcing) after {c.finetune_epochs} epochs.",
-        f"Unlearning: {c.optimizer}, lr {c.lr}, constant, no weight decay, {c.steps} steps of "
-        f"{c.batch_size} forget sequences, beta {c.beta}, retain weight {c.retain_weight} "
-        f"({c.large_retain_weight} at forget >= 50%); evaluation every {c.eval_every} steps "
-        "without generation (model utility then from probability and truth ratio only), with "
-        "generation at the end (final_*).",
-    ]
-    if report.get("skipped"):
-        notes.append(
-            "Skipped splits: " + "; ".join(f"{k}%: {v}" for k, v in report["skipped"].items())
-        )
-    for split, m in target_metrics.items():
-        shown = ", ".join(
-            f"{k.replace('_', ' ')} {m[k]:.4g}"
-            for k in ("forget_quality", "model_utility", "forget_truth_ratio", "gibberish_rate")
-            if m.get(k) is not None
-        )
-        notes.append(f"Target on {split}: {shown}.")
-    notes.append(
-        "best_*: the highest forget quality over the evaluation steps and the utility there "
-        "(no generation); final_*: the model at the end of unlearning, with generation (TOFU's "
-        "protocol). Forget quality is a KS p-value over few items, so it moves in steps."
-    )
-    verdicts = ", ".join(f"{k}: {v['verdict']}" for k, v in drift["verdicts"].items())
-    notes.append(f"Divergence study (no clipping, {c.drift_steps} steps): {verdicts}.")
-    return notes
-
-
-def _headline(rows: list[dict], drift: dict) -> str:
-    by = {(r["split"], r["method"]): r for r in rows}
-    parts = []
-    for split in dict.fromkeys(r["split"] for r in rows):
-        npo, ga = by.get((split, "npo+rt")), by.get((split, "ga+rt"))
-        if npo and ga:
-            parts.append(
-                f"{split} final FQ/MU "
-                f"npo+rt {npo['final_forget_quality']:.2g}/{npo['final_model_utility']:.2f} vs "
-                f"ga+rt {ga['final_forget_quality']:.2g}/{ga['final_model_utility']:.2f}"
-            )
-    sgd = {k: v["verdict"] for k, v in drift["verdicts"].items() if k.endswith("/sgd")}
-    drift_txt = ", ".join(f"{k.split('/')[0]} {v}" for k, v in sgd.items())
-    return "; ".join([*parts, f"SGD drift {drift_txt}"])
 
 
 def transformer_config(config: ReproduceConfig) -> TransformerConfig:

@@ -3,8 +3,8 @@
 The paper's TOFU claims (GA collapses; NPO-based methods keep a better forget-quality /
 utility trade-off; NPO+RT unlearns large forget sets) are made on 7B models. Here they run in
 minutes on a CPU, on data whose truth is known by construction
-(:mod:`synthetic.transformer.authors`), and through the LLM path itself (:mod:`npo.llm.train`,
-:mod:`npo.llm.evaluate`, the same kernels).
+(:mod:`synthetic.transformer.authors`), and through the LLM path itself (``npo.llm.train``,
+``npo.llm.evaluate``, the same kernels).
 
 1. Generate the authors and write TOFU's split files (``eval/``), plus the fine-tuning data
    (``train/``: every split with the utility facts added, the model's "pre-training

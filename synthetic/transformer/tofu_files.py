@@ -27,8 +27,8 @@ def write_tofu_splits(
         percents: the forget percentages.
 
     Returns:
-        ``{"written": {percent: n_authors}, "skipped": {percent: reason},
-        "retain_perturbed_authors": n}``.
+        A report with ``written`` (forget percentage -> number of authors), ``skipped``
+        (forget percentage -> reason) and ``retain_perturbed_authors``.
     """
     out = ensure_out_dir(out_dir)
     n, per = data.config.n_authors, data.config.qa_per_author
