@@ -5,7 +5,7 @@ points in [1e-6, 1e12]: the closed form (Lambert W evaluated in log space) again
 `scipy.integrate.solve_ivp` (DOP853, dense `t_eval`) at a ladder of tolerances. Accuracy of both
 is measured against 60-digit mpmath on a subsample; "equal accuracy" rows pick the cheapest
 solve_ivp tolerance that reaches a target error. Times are medians of interleaved repetitions in
-this process. Goal (issue 3): the closed form on 1e6 points well under a second.
+this process. Goal: the closed form on 1e6 points well under a second.
 
 solve_ivp's dense output makes one long trajectory cheap, so the script also times a sweep:
 ``--pairs`` (beta, K) pairs x ``--n-sweep`` points each, the closed form in one broadcast call

@@ -19,8 +19,8 @@
 # adaptive weight `W = 2 sigmoid(beta R)`: 1 at the start, vanishing once the example is
 # unlearned. This notebook evaluates the project's kernels (`npo.losses`) directly.
 #
-# It runs in a few seconds on 2 CPU cores (`NPO_FAST=1`, the test suite's size: a coarser
-# grid).
+# About 3 seconds on 2 CPU cores (2 s of CPU); `NPO_FAST=1` (the test suite) uses a coarser
+# grid.
 
 # %%
 import os

@@ -20,8 +20,9 @@
 # (Zhang et al. 2024, arXiv 2404.05868): `u = R = log(pi_theta/pi_ref)` the log-ratio of a
 # forget example, `beta > 0`, `K = ||grad log pi||^2`.
 #
-# About 30 seconds on 2 CPU cores (Theorem 2 to 1e5 steps, Adam to 2e5 steps); `NPO_FAST=1`
-# (the test suite) runs Adam to 2e4 steps and draws the curves on coarser grids.
+# About 10 seconds on 2 CPU cores (8 s of CPU on one core: Theorem 2 to 1e5 steps, Adam to
+# 2e5 steps); `NPO_FAST=1` (the test suite) runs Adam to 2e4 steps and draws the curves on
+# coarser grids.
 
 # %%
 import os
