@@ -1,4 +1,4 @@
-"""Speed of the synthetic experiments (issue 4's goals), measured side by side in one run.
+"""Speed of the synthetic experiments against their goals, measured side by side in one run.
 
 1. The whole ``npo reproduce fig4-alpha1`` command (data, pi_ref/pi_retr by 20000 GD steps,
    10 methods x 5 seeds x 2000 unlearning steps with evaluation, float64, figures and files),
@@ -18,7 +18,8 @@ import sys
 import tempfile
 import time
 
-from synthetic.experiments import ReproduceConfig, references, table1_specs
+from npo.experiment import ReproduceConfig
+from synthetic.experiments import references, table1_specs
 from synthetic.models import select_seed
 from synthetic.runner import RunConfig, run_unlearning
 

@@ -5,7 +5,7 @@ points in [1e-6, 1e12]: the closed form (Lambert W evaluated in log space) again
 `scipy.integrate.solve_ivp` (DOP853, dense `t_eval`) at a ladder of tolerances. Accuracy of both
 is measured against 60-digit mpmath on a subsample; "equal accuracy" rows pick the cheapest
 solve_ivp tolerance that reaches a target error. Times are medians of interleaved repetitions in
-this process. Goal (issue 3): the closed form on 1e6 points well under a second.
+this process. Goal: the closed form on 1e6 points well under a second.
 
 solve_ivp's dense output makes one long trajectory cheap, so the script also times a sweep:
 ``--pairs`` (beta, K) pairs x ``--n-sweep`` points each, the closed form in one broadcast call
@@ -127,7 +127,8 @@ def sweep(a) -> None:
         worst = max(worst, float(np.max(np.abs(ivp - u[i]) / np.maximum(np.abs(u[i]), 1e-300))))
     t_ivp = time.perf_counter() - t0
     print(
-        f"sweep: {a.pairs} (beta, K) pairs x {a.n_sweep} points: closed form {t_closed * 1e3:.1f} ms, "
+        f"sweep: {a.pairs} (beta, K) pairs x {a.n_sweep} points: "
+        f"closed form {t_closed * 1e3:.1f} ms, "
         f"solve_ivp (rtol 1e-10, max rel difference {worst:.1e}) {t_ivp * 1e3:.0f} ms, "
         f"time ratio ivp/closed {t_ivp / t_closed:.0f}"
     )

@@ -18,6 +18,9 @@
 # `(2/beta) softplus(beta R)` with `R = log pi_theta - log pi_ref`. Its gradient is GA's times an
 # adaptive weight `W = 2 sigmoid(beta R)`: 1 at the start, vanishing once the example is
 # unlearned. This notebook evaluates the project's kernels (`npo.losses`) directly.
+#
+# About 3 seconds on 2 CPU cores (2 s of CPU); `NPO_FAST=1` (the test suite) uses a coarser
+# grid.
 
 # %%
 import os
@@ -28,7 +31,7 @@ import torch
 from npo.landscape import LandscapeConfig, plot_landscape, run_landscape
 from npo.losses import npo_loss, npo_weight
 
-FAST = os.environ.get("NPO_FAST", "1") != "0"
+FAST = os.environ.get("NPO_FAST", "0") == "1"
 data = run_landscape(LandscapeConfig(points=201 if FAST else 2001))
 fig = plot_landscape(data)
 
@@ -57,3 +60,12 @@ print("max |L - 2ln2/beta - R| for beta = 0.1, 0.01, 0.001:", gaps)
 assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-2
 hinge = (npo_loss(R, torch.zeros_like(R), beta=1e3) - 2 * R.clamp(min=0)).abs().max().item()
 assert hinge <= 2 * np.log(2) / 1e3
+
+# %% [markdown]
+# ## What we saw
+#
+# - Autograd through `npo_loss` gives exactly the closed-form weight `W = 2 sigmoid(beta R)`,
+#   and `W = 1` at the reference: NPO's first step is a GA step, whatever beta.
+# - As the example is unlearned (`R -> -inf`) the weight vanishes, so NPO's push slows down;
+#   GA's weight stays 1.
+# - Proposition 1: small beta gives GA back, large beta a hinge `2 max(R, 0)`.

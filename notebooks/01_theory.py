@@ -14,10 +14,15 @@
 # %% [markdown]
 # # Why NPO diverges exponentially slower than gradient ascent
 #
-# Everything below is computed by the `theory` package (sympy expressions and vectorised
-# numpy/scipy functions) and checked in `assert` cells. Notation (Zhang et al. 2024,
-# arXiv 2404.05868): `u = R = log(pi_theta/pi_ref)` the log-ratio of a forget example,
-# `beta > 0`, `K = ||grad log pi||^2`.
+# Everything below is computed by the `theory` package (sympy expressions and vectorized
+# numpy/scipy functions); the derivations are written out in the documentation's theory pages,
+# and `tests/test_theory_*.py` hold every formula against autograd and ODE solvers. Notation
+# (Zhang et al. 2024, arXiv 2404.05868): `u = R = log(pi_theta/pi_ref)` the log-ratio of a
+# forget example, `beta > 0`, `K = ||grad log pi||^2`.
+#
+# About 10 seconds on 2 CPU cores (8 s of CPU on one core: Theorem 2 to 1e5 steps, Adam to
+# 2e5 steps); `NPO_FAST=1` (the test suite) runs Adam to 2e4 steps and draws the curves on
+# coarser grids.
 
 # %%
 import os
@@ -28,16 +33,11 @@ from IPython.display import Math, display
 from scipy.integrate import solve_ivp
 from scipy.special import expit
 
-from theory import symbolic as S
-from theory.curves import (
+from theory import (
     DivergenceTimeConfig,
     LogRatioConfig,
-    OptimizerConfig,
-    run_divergence_time,
-    run_log_ratio,
-    run_optimizers,
-)
-from theory.dynamics import (
+    OptimizerDynamicsConfig,
+    Theorem2Config,
     adam_npo_linear_rate,
     fit_divergence,
     ga_time_to_divergence,
@@ -48,11 +48,18 @@ from theory.dynamics import (
     npo_log_ratio,
     npo_log_ratio_gd,
     npo_time_to_divergence,
+    plot_divergence_time,
+    plot_log_ratio,
+    plot_optimizer_dynamics,
+    plot_theorem2,
+    run_divergence_time,
+    run_log_ratio,
+    run_optimizer_dynamics,
+    run_theorem2,
 )
-from theory.plots import plot_divergence_time, plot_log_ratio, plot_optimizers, plot_theorem2
-from theory.theorem2 import Theorem2Config, run_theorem2
+from theory import symbolic as S
 
-FAST = os.environ.get("NPO_FAST", "1") != "0"
+FAST = os.environ.get("NPO_FAST", "0") == "1"
 
 
 def show(label, expr):
@@ -70,25 +77,26 @@ show("L", S.npo_loss())
 show(r"\partial_R L", sp.simplify(S.npo_loss_dR()))
 show(r"\partial_R^2 L", sp.simplify(S.npo_loss_d2R()))
 show(r"\lim_{\beta\to\infty} L", S.npo_loss_beta_inf_limit())
-assert sp.simplify(S.npo_loss_dR() - S.npo_weight()) == 0
-sig = S.sigmoid(S.beta * S.R)
-assert sp.simplify(S.npo_loss_d2R() - 2 * S.beta * sig * (1 - sig)) == 0  # convex in R
-assert sp.limit(S.npo_loss() - 2 * sp.log(2) / S.beta, S.beta, 0) == S.R  # Proposition 1
-assert sp.simplify(2 * S.dpo_eq2_loss(0, S.R) - S.npo_loss()) == 0  # NPO = 2 x DPO minus chosen
+show(
+    r"\lim_{\beta\to 0} (L - 2\ln 2/\beta)",
+    sp.limit(S.npo_loss() - 2 * sp.log(2) / S.beta, S.beta, 0),
+)
+show(r"2 L_{DPO}(0, R) - L", sp.simplify(2 * S.dpo_eq2_loss(0, S.R) - S.npo_loss()))
+assert sp.simplify(S.npo_loss_dR() - S.npo_weight()) == 0  # dL/dR is the weight W
 
 # %% [markdown]
 # ## 2. The constant-tangent-kernel flow
 #
 # With `u' = -K W(u)`: GA gives `u = -K t`; NPO gives `u' = -2K sigmoid(beta u)`, solved by
-# the Lambert-W form below. In the parametrisation `w = W0(e^{1 + 2 beta K t})` the ODE holds
-# identically (sympy).
+# the Lambert-W form below. In the parametrization `w = W0(e^{1 + 2 beta K t})` the ODE holds
+# identically (sympy: the residual below simplifies to 0).
 
 # %%
 show("u_{NPO}(t)", S.npo_flow_solution())
 w, u_w, t_w = S.npo_flow_parametric()
-assert sp.simplify(sp.diff(u_w, w) / sp.diff(t_w, w) + 2 * S.K * S.sigmoid(S.beta * u_w)) == 0
+show("residual", sp.simplify(sp.diff(u_w, w) / sp.diff(t_w, w) + 2 * S.K * S.sigmoid(S.beta * u_w)))
 D = sp.Symbol("D", positive=True)
-show("t_{NPO}(D)", S.npo_time_to_divergence(D))
+show("t_{NPO}(D)", S.npo_time_to_divergence_expr(D))
 
 # %% [markdown]
 # The closed form (evaluated overflow-free in log space) against `scipy.integrate.solve_ivp`:
@@ -110,7 +118,7 @@ for beta in (0.1, 1.0, 5.0):
     worst = max(worst, float(np.max(np.abs(closed - sol.y[0]) / np.abs(sol.y[0]))))
 print(f"max relative difference closed form vs solve_ivp: {worst:.2e}")
 assert worst < 1e-6
-assert np.isfinite(npo_log_ratio(1e300, beta=20.0, K=10.0))  # no overflow
+print("u(1e300) at beta = 20, K = 10:", npo_log_ratio(1e300, beta=20.0, K=10.0))  # no overflow
 
 # %%
 fig = plot_log_ratio(run_log_ratio(LogRatioConfig(points=150 if FAST else 400)))
@@ -124,15 +132,13 @@ fig = plot_log_ratio(run_log_ratio(LogRatioConfig(points=150 if FAST else 400)))
 for beta in (0.1, 1.0, 10.0):
     late = npo_local_log_rate(1e12, beta=beta, K=1.0)
     print(f"beta={beta:5}: local rate at t=1e12 {late:.4f}, 1/beta = {npo_log_rate(beta):.4f}")
-    assert abs(late - npo_log_rate(beta)) < 0.05 * npo_log_rate(beta)
 Ds = np.array([10.0, 20.0, 40.0])
 t_npo = npo_time_to_divergence(Ds, beta=1.0, K=1.0)
 # the time formula inverts the flow's closed form: u(t_NPO(D)) = -D
-assert np.allclose(npo_log_ratio(t_npo, beta=1.0, K=1.0), -Ds, rtol=1e-10)
+print("u(t_NPO(D)) for D = 10, 20, 40:", npo_log_ratio(t_npo, beta=1.0, K=1.0))
 ratio = t_npo / ga_time_to_divergence(Ds, K=1.0)
 rel = ratio / (np.exp(Ds) / (2 * Ds))  # the exponential separation e^{beta D} / (2 beta D)
 print("t_NPO/t_GA over e^D/(2D):", rel)
-assert np.all(np.diff(np.abs(rel - 1)) < 0) and abs(rel[-1] - 1) < 0.05
 fig = plot_divergence_time(run_divergence_time(DivergenceTimeConfig(points=100 if FAST else 300)))
 
 # %% [markdown]
@@ -146,18 +152,18 @@ show("A(p)", S.logistic_npo_antiderivative(2))
 t = np.geomspace(1e-2, 1e4, 9)
 closed = logistic_npo_logit(t, z0=1.0, k=0.5, beta=2)
 quad = logistic_npo_logit(t, z0=1.0, k=0.5, beta=2.0, method="quad")
-assert np.allclose(closed, quad, rtol=1e-9)
+print(f"closed form vs quadrature: max relative difference {np.max(np.abs(closed / quad - 1)):.1e}")
 
 # %% [markdown]
 # Gradient descent with step `lr` runs ahead of the flow by at most `lr K` forever
-# (`0 <= u(lr n) - u_n <= lr K (1 - W)`, proof in `theory.discrete`):
+# (`0 <= u(lr n) - u_n <= lr K (1 - W)`, proved in the documentation's page on discrete time):
 
 # %%
 n = np.arange(2001)
 u_gd = npo_log_ratio_gd(2000, beta=1.0, K=1.0, lr=0.5)
 gap = npo_log_ratio(0.5 * n, beta=1.0, K=1.0) - u_gd
-assert np.all(gap >= -1e-12) and np.all(gap <= npo_gd_gap_bound(n, beta=1.0, K=1.0, lr=0.5) + 1e-12)
-print(f"max gap {gap.max():.3f} <= lr K = 0.5")
+slack = npo_gd_gap_bound(n, beta=1.0, K=1.0, lr=0.5) - gap
+print(f"gap in [{gap.min():.3f}, {gap.max():.3f}] <= lr K = 0.5; smallest slack {slack.min():.3f}")
 
 # %% [markdown]
 # ## 4. Theorem 2: logistic regression, exact GD to 1e5 steps
@@ -170,9 +176,6 @@ print(f"max gap {gap.max():.3f} <= lr K = 0.5")
 t2 = run_theorem2(Theorem2Config())
 print(t2.summary())
 fig = plot_theorem2(t2)
-assert t2.ga_inside_proof.all() and t2.npo_inside_proof.all()
-assert t2.ga_inside_fit.all() and t2.npo_inside_fit.all()
-assert np.all(t2.ga_r2 >= 0.999)
 assert set(t2.ga_verdicts) == {"linear"} and set(t2.npo_verdicts) == {"logarithmic"}
 
 # %% [markdown]
@@ -184,8 +187,8 @@ assert set(t2.ga_verdicts) == {"linear"} and set(t2.npo_verdicts) == {"logarithm
 # NPO flow once the weighted gradient falls below it.
 
 # %%
-op = run_optimizers(OptimizerConfig(steps=20_000 if FAST else 200_000))
-fig = plot_optimizers(op)
+op = run_optimizer_dynamics(OptimizerDynamicsConfig(steps=20_000 if FAST else 200_000))
+fig = plot_optimizer_dynamics(op)
 half = op.steps > op.steps[-1] / 2
 sim_rate = -np.diff(op.adam_npo_eps0[half]) / np.diff(op.steps[half])
 pred = adam_npo_linear_rate(lr=op.config.lr, l1=op.l1, beta=op.config.beta)
@@ -193,9 +196,26 @@ print(
     f"Adam eps=0: simulated rate {sim_rate.mean():.3e}, predicted {pred:.3e}; "
     f"sign descent {op.config.lr * op.l1:.3e}"
 )
-assert np.allclose(sim_rate, pred, rtol=1e-2)  # a constant rate: linear divergence
-assert pred < 0.2 * op.config.lr * op.l1  # ... but well below sign descent's: beta2 caps it
-assert op.adam_npo[-1] > op.adam_npo_eps0[-1]  # eps slows NPO down once past the crossover
+# a constant rate (linear divergence), well below sign descent's: beta2 caps it
+assert np.allclose(sim_rate, pred, rtol=1e-2) and pred < 0.2 * op.config.lr * op.l1
+print(
+    f"u at the end: eps=0 {op.adam_npo_eps0[-1]:.1f}, eps={op.config.eps:g} {op.adam_npo[-1]:.1f}"
+)
 if not FAST:  # the eps > 0 run reaches its logarithmic phase only after ~1e5 steps
     late = op.steps >= 1000
-    assert fit_divergence(op.steps[late], -op.adam_npo[late]).verdict == "logarithmic"
+    print("eps > 0 run, late verdict:", fit_divergence(op.steps[late], -op.adam_npo[late]).verdict)
+
+# %% [markdown]
+# ## What we saw
+#
+# - NPO's loss is GA's reweighted by `W = 2 sigmoid(beta R)`; in the constant-kernel flow this
+#   turns GA's linear divergence `u = -K t` into a logarithmic one, `u ~ -(1/beta) log t`,
+#   and reaching `u = -D` takes `e^{beta D} / (2 beta D)` times longer than for GA.
+# - The closed forms agree with ODE solvers; gradient descent runs ahead of the flow by less
+#   than `lr K`, whatever the step size.
+# - Theorem 2 holds on generated instances with constants derived from its assumptions: GA's
+#   drift is linear, NPO's logarithmic.
+# - Normalized optimizers change the picture: sign descent cancels NPO's weight, and Adam
+#   without `eps` diverges linearly at a rate capped by `beta2`; `eps` brings back the slow,
+#   logarithmic phase once the weighted gradient falls below it (at the full size, 2e5 steps,
+#   the late verdict of the `eps > 0` run reads logarithmic).

@@ -47,12 +47,16 @@ def _demo(ns: argparse.Namespace) -> int:
 
 
 def _experiments():
-    """The ``npo reproduce`` registry, assembled from the entries each package exports."""
-    from npo.experiment import registry
-    from synthetic.reproduce import EXPERIMENTS as LOGISTIC
-    from synthetic.transformer_runs import EXPERIMENTS as TRANSFORMER
+    """The ``npo reproduce`` registry, assembled from the entries each package exports.
 
-    return registry(LOGISTIC, TRANSFORMER)
+    Returns:
+        ``{name: Experiment}``: the logistic study's entries, then the small transformer's.
+    """
+    import synthetic
+    import synthetic.transformer
+    from npo.experiment import registry
+
+    return registry(synthetic.EXPERIMENTS, synthetic.transformer.EXPERIMENTS)
 
 
 def _reproduce_args(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from npo.validate import check_fields
+
 __all__ = ["Split", "Task", "TaskConfig", "make_task"]
 
 
@@ -36,15 +38,12 @@ class TaskConfig:
     n_eval: int = field(default=1000, metadata={"help": "evaluation points per distribution"})
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.alpha):
-            raise ValueError(f"alpha must be finite, got {self.alpha}")
+        check_fields(self, finite=("alpha",))
         if not self.seeds:
             raise ValueError("seeds must not be empty")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {self.seeds}")
-        for name in ("d", "n_features", "n_forget", "n_retain", "n_eval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_fields(self, at_least_1=("d", "n_features", "n_forget", "n_retain", "n_eval"))
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,9 @@ class Task:
     inputs: dict[str, np.ndarray]  # raw x per split, (S, n, d), for tests and plots
 
 
-def _draw(rng: np.random.Generator, n: int, mean: np.ndarray, theta: np.ndarray, bias: float):
+def _draw(
+    rng: np.random.Generator, n: int, mean: np.ndarray, theta: np.ndarray, bias: float
+) -> tuple[np.ndarray, np.ndarray]:
     x = rng.standard_normal((n, mean.size)) + mean
     logit = (x - mean) @ theta + bias
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
@@ -76,7 +77,15 @@ def _draw(rng: np.random.Generator, n: int, mean: np.ndarray, theta: np.ndarray,
 
 
 def make_task(config: TaskConfig = TaskConfig()) -> Task:
-    """Draw the data and random features for every seed (deterministic per seed)."""
+    """Draw the data and the random features for every seed (deterministic per seed).
+
+    Args:
+        config: sizes, ``alpha`` and seeds.
+
+    Returns:
+        The task, with features ``relu(W x)`` (S, n, k) and labels (S, n) of the four data sets,
+        the IDK labels and the raw inputs.
+    """
     d, k = config.d, config.n_features
     theta_f = np.ones(d) / np.sqrt(d)
     mu_f = config.alpha * np.ones(d)

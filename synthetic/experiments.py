@@ -1,10 +1,11 @@
-"""The paper's synthetic experiments (Sec. 4, App. B/D) and two beyond it, as data.
+"""The paper's synthetic experiments (Sec. 4, App. B/D), as data.
 
-Each ``run_<name>(config)`` returns an :class:`ExperimentResult` (curves summarised over seeds,
-a table, notes); :mod:`synthetic.plots` draws it and :func:`npo.results.write_result` writes it. Nothing
-here parses arguments, prints or writes files.
+Each ``run_<name>(config)`` returns an :class:`~npo.experiment.ExperimentResult` (curves
+summarized over seeds, a table, notes); :mod:`synthetic.plots` draws it and
+:func:`npo.results.write_result` writes it. Nothing here parses arguments, prints or writes
+files; :mod:`synthetic.beyond` holds the experiments beyond the paper.
 
-Settings follow the paper's Table 1 (:data:`TABLE1`). SimNPO is not in the paper's synthetic
+Settings follow the paper's Table 1 (``TABLE1``). SimNPO is not in the paper's synthetic
 study; we run it with NPO's learning rate and beta (``gamma = 0``): with one "token" per sample
 its loss is NPO's with ``log pi_ref`` replaced by the constant ``-gamma/beta``.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
@@ -21,19 +23,37 @@ from synthetic.data import Task, TaskConfig, make_task
 from synthetic.models import References, train_references
 from synthetic.runner import METRICS, Curves, MethodSpec, RunConfig, run_unlearning
 from synthetic.stats import crossing, median_curve, summarize
-from theory.dynamics import fit_divergence
+from theory import fit_divergence
 
 __all__ = [
+    "FIG3_BETAS",
+    "FIG4_METHODS",
     "TABLE1",
-    "ExperimentResult",
-    "ReproduceConfig",
+    "base_config",
+    "from_curves",
     "references",
+    "run_cached",
+    "run_fig3",
+    "run_fig4_alpha0",
+    "run_fig4_alpha1",
+    "run_fig9",
+    "summaries",
     "table1_specs",
+    "verdict",
 ]
 
 FIG4_METHODS = (
-    "ga", "ga+rt", "ga+kl", "idk+rt", "npo", "npo+rt", "npo+kl", "dpo+rt", "simnpo", "simnpo+rt",
-)  # fmt: skip
+    "ga",
+    "ga+rt",
+    "ga+kl",
+    "idk+rt",
+    "npo",
+    "npo+rt",
+    "npo+kl",
+    "dpo+rt",
+    "simnpo",
+    "simnpo+rt",
+)
 _GA_FAMILY = {"ga", "ga+rt", "ga+kl", "idk+rt"}
 _DPO = {"dpo+rt"}
 # alpha -> family -> (lr, beta)
@@ -46,9 +66,25 @@ REF_GRAD_TOL = 1e-2  # pi_ref/pi_retr must reach this full-gradient norm
 
 
 def table1_specs(
-    alpha: float, methods=FIG4_METHODS, lr: float | None = None, beta: float | None = None
+    alpha: float,
+    methods: tuple[str, ...] = FIG4_METHODS,
+    lr: float | None = None,
+    beta: float | None = None,
 ) -> tuple[MethodSpec, ...]:
-    """Table 1's (lr, beta) for each method at ``alpha`` in {1, 0} (``lr``/``beta`` override)."""
+    """Table 1's (lr, beta) for each method at ``alpha``.
+
+    Args:
+        alpha: the mean shift, 1 or 0 (the two columns of Table 1).
+        methods: preset keys.
+        lr: overrides every method's learning rate.
+        beta: overrides every method's beta.
+
+    Returns:
+        One :class:`~synthetic.runner.MethodSpec` per method.
+
+    Raises:
+        ValueError: for an ``alpha`` Table 1 has no settings for.
+    """
     if alpha not in TABLE1:
         raise ValueError(f"Table 1 has settings for alpha in {sorted(TABLE1)}, not {alpha}")
     row = TABLE1[alpha]
@@ -69,22 +105,55 @@ def _task_and_refs(
 
 
 def references(config: ReproduceConfig, alpha: float) -> tuple[Task, References]:
-    """The task and its ``pi_ref``/``pi_retr`` (cached per process)."""
+    """The task and its ``pi_ref``/``pi_retr``, cached per process.
+
+    Args:
+        config: seeds, reference steps and progress bars.
+        alpha: the mean shift.
+
+    Returns:
+        ``(task, refs)``.
+    """
     task_config = TaskConfig(alpha=alpha, seeds=config.seed_list)
     return _task_and_refs(task_config, config.ref_steps, config.progress)
 
 
 @functools.lru_cache(maxsize=8)
 def run_cached(config: ReproduceConfig, alpha: float, specs: tuple, run: RunConfig) -> Curves:
+    """:func:`~synthetic.runner.run_unlearning` on the task of ``alpha``, cached per process.
+
+    fig4 and fig9 share their runs through this cache.
+
+    Args:
+        config: seeds, reference steps and progress bars.
+        alpha: the mean shift.
+        specs: the method settings.
+        run: the schedule.
+
+    Returns:
+        The recorded curves.
+    """
     task, refs = references(config, alpha)
     return run_unlearning(task, refs, specs, run)
 
 
 def from_curves(
-    name: str, config: dict, curves: Curves, rows: list[dict], notes: list[str], **kw
+    name: str, config: dict, curves: Curves, rows: list[dict], notes: list[str], **kw: Any
 ) -> ExperimentResult:
-    """An :class:`ExperimentResult` of ``curves``: summaries over seeds, and the runs that
-    stopped on a non-finite loss or gradient (listed in ``failed_runs`` and in the notes)."""
+    """The experiment result of ``curves``, with the runs that stopped on a non-finite value.
+
+    Args:
+        name: the experiment's name.
+        config: its configuration (written to the JSON).
+        curves: the recorded curves, summarized over seeds here.
+        rows: the table.
+        notes: the notes; a line listing the failed runs is added when there are any.
+        **kw: further fields of :class:`~npo.experiment.ExperimentResult` (``extras``,
+            ``headline``).
+
+    Returns:
+        The result, with ``failed_runs`` as ``{method: [{"seed", "step"}]}``.
+    """
     failed = {
         s.key: [
             {"seed": curves.seeds[i], "step": int(step)}
@@ -95,20 +164,43 @@ def from_curves(
     }
     failed = {k: v for k, v in failed.items() if v}
     if failed:
-        listed = "; ".join(f"{k}: " + ", ".join(f"seed {f['seed']} at step {f['step']}" for f in v)
-                           for k, v in failed.items())  # fmt: skip
-        notes = [*notes, f"Runs stopped on a non-finite loss or gradient (excluded from the "
-                 f"statistics from then on): {listed}."]  # fmt: skip
+        listed = "; ".join(
+            f"{k}: " + ", ".join(f"seed {f['seed']} at step {f['step']}" for f in v)
+            for k, v in failed.items()
+        )
+        notes = [
+            *notes,
+            "Runs stopped on a non-finite loss or gradient (excluded from the statistics from "
+            f"then on): {listed}.",
+        ]
     return ExperimentResult(
         name, config, curves.steps, summaries(curves), rows, notes, failed_runs=failed, **kw
     )
 
 
 def summaries(curves: Curves) -> dict:
+    """Every metric of every method setting, summarized over seeds.
+
+    Args:
+        curves: the recorded curves.
+
+    Returns:
+        ``{method: {metric: summary}}`` (:func:`~synthetic.stats.summarize`).
+    """
     return {s.key: {m: summarize(curves.metric(s.key, m)) for m in METRICS} for s in curves.specs}
 
 
 def verdict(steps: np.ndarray, curve: np.ndarray) -> dict:
+    """The growth verdict of a curve (:func:`theory.divergence.fit_divergence`).
+
+    Args:
+        steps: the recorded steps, (T,); step 0 and non-finite points are left out.
+        curve: the curve, (T,).
+
+    Returns:
+        ``{"verdict", "rate_exponent", "linear_r2", "log_r2", "log_tau", "summary"}``, or
+        ``{"verdict": "undecided", "reason"}`` when the curve cannot be fitted.
+    """
     ok = (steps > 0) & np.isfinite(curve)
     try:
         fit = fit_divergence(steps[ok], curve[ok])
@@ -131,7 +223,16 @@ def _late_linear_r2(steps: np.ndarray, curve: np.ndarray) -> float:
     return float(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
-def base_config(config: ReproduceConfig, **extra) -> dict:
+def base_config(config: ReproduceConfig, **extra: Any) -> dict:
+    """The configuration an experiment writes to its JSON.
+
+    Args:
+        config: the shared options.
+        **extra: the experiment's own settings.
+
+    Returns:
+        ``{"reproduce": asdict(config), **extra}``.
+    """
     return {"reproduce": asdict(config), **extra}
 
 
@@ -141,27 +242,35 @@ def _run_table1(config: ReproduceConfig, alpha: float) -> tuple[Curves, RunConfi
     return run_cached(config, alpha, specs, run), run
 
 
+def _fig4_row(curves: Curves, s: MethodSpec) -> dict:
+    fd, rd = curves.metric(s.key, "forget_distance"), curves.metric(s.key, "retain_distance")
+    mf, mr = median_curve(fd), median_curve(rd)
+    i = int(np.nanargmin(mf))
+    cross = crossing(curves.steps, fd, rd, CROSSING_LEVEL)
+    kl = median_curve(curves.metric(s.key, "forget_kl"))
+    return {
+        "method": s.key,
+        "lr": s.lr,
+        "beta": s.beta,
+        "start_forget": mf[0],
+        "start_retain": mr[0],
+        "final_forget_median": mf[-1],
+        "final_forget_mean": float(np.nanmean(fd[:, -1])),
+        "final_retain_median": mr[-1],
+        "final_retain_mean": float(np.nanmean(rd[:, -1])),
+        "min_forget": mf[i],
+        "min_forget_step": int(curves.steps[i]),
+        "retain_at_0.02": None if cross is None else cross.other,
+        "step_at_0.02": None if cross is None else cross.step,
+        "forget_kl_rate": verdict(curves.steps, kl)["verdict"],
+        "failed_runs": int((curves.failed_step[curves.specs.index(s)] >= 0).sum()),
+    }
+
+
 def _fig4(config: ReproduceConfig, alpha: float) -> ExperimentResult:
     curves, run = _run_table1(config, alpha)
     _task, refs = references(config, alpha)
-    rows = []
-    for s in curves.specs:
-        fd, rd = curves.metric(s.key, "forget_distance"), curves.metric(s.key, "retain_distance")
-        mf, mr = median_curve(fd), median_curve(rd)
-        i = int(np.nanargmin(mf))
-        cross = crossing(curves.steps, fd, rd, CROSSING_LEVEL)
-        kl = median_curve(curves.metric(s.key, "forget_kl"))
-        rows.append({
-            "method": s.key, "lr": s.lr, "beta": s.beta,
-            "start_forget": mf[0], "start_retain": mr[0],
-            "final_forget_median": mf[-1], "final_forget_mean": float(np.nanmean(fd[:, -1])),
-            "final_retain_median": mr[-1], "final_retain_mean": float(np.nanmean(rd[:, -1])),
-            "min_forget": mf[i], "min_forget_step": int(curves.steps[i]),
-            "retain_at_0.02": None if cross is None else cross.other,
-            "step_at_0.02": None if cross is None else cross.step,
-            "forget_kl_rate": verdict(curves.steps, kl)["verdict"],
-            "failed_runs": int((curves.failed_step[curves.specs.index(s)] >= 0).sum()),
-        })  # fmt: skip
+    rows = [_fig4_row(curves, s) for s in curves.specs]
     start = (rows[0]["start_forget"], rows[0]["start_retain"])
     worst = max(float(refs.grad_norm_ref.max()), float(refs.grad_norm_retr.max()))
     converged = worst < REF_GRAD_TOL
@@ -193,27 +302,58 @@ def _fig4(config: ReproduceConfig, alpha: float) -> ExperimentResult:
 
 
 def run_fig4_alpha1(config: ReproduceConfig) -> ExperimentResult:
+    """Fig. 4 at ``alpha = 1``: distances to the retrained model, every method of Table 1.
+
+    Args:
+        config: the shared options (seeds, steps, methods, lr, beta, ...).
+
+    Returns:
+        Curves, one table row per method (start point, final and minimum distances, retain
+        distance at forget distance 0.02, forget-KL verdict) and notes.
+    """
     return _fig4(config, 1.0)
 
 
 def run_fig4_alpha0(config: ReproduceConfig) -> ExperimentResult:
+    """Fig. 4 at ``alpha = 0``, as :func:`run_fig4_alpha1`.
+
+    Args:
+        config: the shared options.
+
+    Returns:
+        Curves, the table and notes.
+    """
     return _fig4(config, 0.0)
 
 
+def _fig9_row(curves: Curves, s: MethodSpec) -> dict:
+    kl = median_curve(curves.metric(s.key, "forget_kl"))
+    v = verdict(curves.steps, kl)
+    return {
+        "method": s.key,
+        "final_forget_kl": kl[-1],
+        "verdict": v["verdict"],
+        "rate_exponent": v.get("rate_exponent"),
+        "late_linear_r2": _late_linear_r2(curves.steps, kl),
+        "linear_r2": v.get("linear_r2"),
+        "log_r2": v.get("log_r2"),
+        "log_tau": v.get("log_tau"),
+    }
+
+
 def run_fig9(config: ReproduceConfig) -> ExperimentResult:
-    """Forget KL ``E KL(pi_ref || pi_theta)`` on forget evaluation data, and its growth rate."""
+    """Fig. 9: the forget KL ``E KL(pi_ref || pi_theta)`` on forget evaluation data, and its rate.
+
+    Args:
+        config: the shared options.
+
+    Returns:
+        Curves (shared with fig4-alpha1's runs), one row per method with its verdict, notes.
+    """
     curves, run = _run_table1(config, 1.0)
-    rows = []
-    for s in curves.specs:
-        kl = median_curve(curves.metric(s.key, "forget_kl"))
-        v = verdict(curves.steps, kl)
-        rows.append({
-            "method": s.key, "final_forget_kl": kl[-1], "verdict": v["verdict"],
-            "rate_exponent": v.get("rate_exponent"), "late_linear_r2": _late_linear_r2(curves.steps, kl),
-            "linear_r2": v.get("linear_r2"), "log_r2": v.get("log_r2"), "log_tau": v.get("log_tau"),
-        })  # fmt: skip
+    rows = [_fig9_row(curves, s) for s in curves.specs]
     notes = [
-        "Verdicts by theory.dynamics.fit_divergence on the median forget-KL curve (log-spaced "
+        "Verdicts by theory.divergence.fit_divergence on the median forget-KL curve (log-spaced "
         "record steps from 1 to the end); 'late_linear_r2' is a linear fit's R^2 over the last "
         "half of the run."
     ]
@@ -226,7 +366,14 @@ FIG3_BETAS = (0.01, 0.1, 0.2, 0.5, 1.0)
 
 
 def run_fig3(config: ReproduceConfig) -> ExperimentResult:
-    """NPO without retain term over beta, against GA, at one learning rate (App. D, Fig. 3)."""
+    """Fig. 3 (App. D): NPO without retain term over beta, against GA, at one learning rate.
+
+    Args:
+        config: the shared options.
+
+    Returns:
+        Curves, one row per beta with the largest gaps to GA's median curves, notes.
+    """
     specs = (
         MethodSpec("ga", 0.0005),
         *tuple(MethodSpec("npo", 0.0005, beta=b, label=f"npo[beta={b:g}]") for b in FIG3_BETAS),
@@ -239,12 +386,15 @@ def run_fig3(config: ReproduceConfig) -> ExperimentResult:
     for s in specs[1:]:
         f = median_curve(curves.metric(s.key, "forget_distance"))
         r = median_curve(curves.metric(s.key, "retain_distance"))
-        rows.append({
-            "method": s.key, "beta": s.beta,
+        row = {
+            "method": s.key,
+            "beta": s.beta,
             "max_forget_gap_to_ga": float(np.nanmax(np.abs(f - ga_f))),
             "max_retain_gap_to_ga": float(np.nanmax(np.abs(r - ga_r))),
-            "final_forget": f[-1], "final_retain": r[-1],
-        })  # fmt: skip
+            "final_forget": f[-1],
+            "final_retain": r[-1],
+        }
+        rows.append(row)
     notes = ["Gaps: max over recorded steps of |median NPO curve - median GA curve|."]
     cfg = base_config(config, alpha=1.0, run=asdict(run), betas=FIG3_BETAS, lr=5e-4)
     headline = "max forget-distance gap to GA by beta: " + ", ".join(

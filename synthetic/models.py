@@ -21,19 +21,36 @@ from tqdm.auto import tqdm
 
 from npo.logprobs import class_logprobs
 from npo.losses import LOSSES
+from npo.validate import integer, positive
 from synthetic.data import Split, Task
 
 __all__ = ["References", "logits", "select_seed", "split_logprobs", "train_references"]
 
 
 def logits(split: Split, theta: Tensor) -> Tensor:
-    """Class-1 logits: features (S, n, k), theta (..., S, k) -> (..., S, n)."""
+    """Class-1 logits ``theta^T relu(W x)`` of every point of ``split``.
+
+    Args:
+        split: features (S, n, k).
+        theta: parameters (..., S, k).
+
+    Returns:
+        The logits, (..., S, n).
+    """
     return torch.einsum("snk,...sk->...sn", split.features, theta)
 
 
 def split_logprobs(split: Split, theta: Tensor, labels: Tensor | None = None) -> Tensor:
-    """``log pi_theta(y|x)`` for every point of ``split`` (or of ``labels`` instead of its
-    own): (..., S, n), through :func:`npo.logprobs.class_logprobs`."""
+    """``log pi_theta(y|x)`` for every point of ``split`` (:func:`npo.logprobs.class_logprobs`).
+
+    Args:
+        split: features (S, n, k) and labels (S, n).
+        theta: parameters (..., S, k).
+        labels: labels (S, n) to score instead of the split's own.
+
+    Returns:
+        The log-probs, (..., S, n).
+    """
     z = logits(split, theta)
     y = split.labels if labels is None else labels
     return class_logprobs(z, y.expand_as(z))
@@ -54,11 +71,22 @@ class References:
 def train_references(
     task: Task, *, steps: int = 20000, lr: float = 0.05, progress: bool = False
 ) -> References:
-    """Train ``pi_ref`` on forget + retain and ``pi_retr`` on retain, by full-batch GD on the
-    mean NLL (:func:`npo.losses.nll_loss`), as one batched program of ``2 x S`` runs.
-    ``progress`` shows a bar on a terminal."""
-    if steps < 1 or not lr > 0:
-        raise ValueError(f"need steps >= 1 and lr > 0, got steps={steps}, lr={lr}")
+    """Train ``pi_ref`` on forget + retain and ``pi_retr`` on retain, from ``theta = 0``.
+
+    Full-batch gradient descent on the mean NLL (:func:`npo.losses.nll_loss`), as one batched
+    program of ``2 x S`` runs.
+
+    Args:
+        task: the data.
+        steps: GD steps ``>= 1``.
+        lr: learning rate ``> 0``.
+        progress: show a progress bar on a terminal.
+
+    Returns:
+        Both models' parameters (S, k) and their final full-gradient norms (S,).
+    """
+    integer("steps", steps, minimum=1)
+    positive("lr", lr)
     both = Split(
         torch.cat([task.forget.features, task.retain.features], dim=1),
         torch.cat([task.forget.labels, task.retain.labels], dim=1),
@@ -84,8 +112,18 @@ def train_references(
 
 
 def select_seed(task: Task, refs: References, index: int) -> tuple[Task, References]:
-    """The task and references of one seed (by position), as if made for that seed alone: for
-    running one configuration by itself (tests of the batched runner, its benchmark)."""
+    """The task and references of one seed, as if made for that seed alone.
+
+    For running one configuration by itself (tests of the batched runner, its benchmark).
+
+    Args:
+        task: the data of all seeds.
+        refs: their references.
+        index: the seed's position in ``task.config.seeds``.
+
+    Returns:
+        ``(task, refs)`` restricted to that seed (leading axis of size 1).
+    """
     import dataclasses
 
     sl = slice(index, index + 1)
@@ -104,7 +142,11 @@ def select_seed(task: Task, refs: References, index: int) -> tuple[Task, Referen
         inputs={k: v[sl] for k, v in task.inputs.items()},
     )
     ref = References(
-        refs.theta_ref[sl], refs.theta_retr[sl], refs.grad_norm_ref[sl], refs.grad_norm_retr[sl],
-        refs.steps, refs.lr,
-    )  # fmt: skip
+        refs.theta_ref[sl],
+        refs.theta_retr[sl],
+        refs.grad_norm_ref[sl],
+        refs.grad_norm_retr[sl],
+        refs.steps,
+        refs.lr,
+    )
     return one, ref

@@ -1,6 +1,8 @@
-"""Batched first-order optimisers on parameters shaped ``(G, S, k)``: one group per method
-setting ``G``, one run per seed ``S``. Each group has its own learning rate; every update is
-elementwise, so runs never interact. Pure functions of ``(state, grad)``.
+"""Batched first-order optimizers on parameters shaped ``(G, S, k)``.
+
+One group per method setting ``G``, one run per seed ``S``. Each group has its own learning
+rate; every update is elementwise, so runs never interact. Pure functions of
+``(state, grad)``.
 
 - ``gd``: ``theta -= lr * g`` (full-batch gradient descent, or SGD with mini-batches).
 - ``momentum``: heavy ball, ``v = mu v + g``, ``theta -= lr * v`` (``mu = 0.9``).
@@ -54,7 +56,17 @@ OPTIMIZERS: dict[str, Callable[[Tensor, Tensor, Tensor, dict, int], Tensor]] = {
 
 
 def init_state(kinds: list[str]) -> dict[str, dict]:
-    """Optimiser state, one dict per optimiser kind in use; validates the names."""
+    """Empty optimizer state, one dict per optimizer kind in use.
+
+    Args:
+        kinds: the optimizer of each group (keys of ``OPTIMIZERS``).
+
+    Returns:
+        ``{kind: {}}`` for each distinct kind.
+
+    Raises:
+        ValueError: for an unknown kind.
+    """
     for kind in kinds:
         if kind not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {kind!r}; valid: {sorted(OPTIMIZERS)}")
@@ -64,8 +76,19 @@ def init_state(kinds: list[str]) -> dict[str, dict]:
 def update(
     theta: Tensor, grad: Tensor, lrs: Tensor, kinds: list[str], states: dict[str, dict], step: int
 ) -> Tensor:
-    """New parameters: group ``i`` of ``theta`` (G, S, k) moves by optimiser ``kinds[i]`` with
-    learning rate ``lrs[i]`` (G,). ``step`` counts from 1."""
+    """One update of every group: group ``i`` moves by optimizer ``kinds[i]`` at rate ``lrs[i]``.
+
+    Args:
+        theta: parameters (G, S, k).
+        grad: their gradient (G, S, k).
+        lrs: learning rates (G,).
+        kinds: the optimizer of each group.
+        states: from :func:`init_state`, updated in place.
+        step: the step number, counting from 1 (Adam's bias correction).
+
+    Returns:
+        The new parameters (G, S, k).
+    """
     if len(set(kinds)) == 1:
         return OPTIMIZERS[kinds[0]](theta, grad, lrs[:, None, None], states[kinds[0]], step)
     out = torch.empty_like(theta)

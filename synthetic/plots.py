@@ -1,14 +1,20 @@
-"""Figures of the synthetic experiments. Every function returns a ``Figure`` (never shows or
-saves it); curves are medians over seeds with interquartile bands (the forget distance is
-heavy-tailed across seeds, so means would mislead)."""
+"""Figures of the synthetic experiments; every function returns a ``Figure``.
+
+No function shows or saves its figure. Curves are medians over seeds with interquartile
+bands (the forget distance is heavy-tailed across seeds, so means would mislead). ``ax`` is
+None (a new figure) or the Axes to draw into.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from npo.experiment import ExperimentResult
+from theory import plot_theorem2
 
 __all__ = [
     "plot_beta_rate",
@@ -31,7 +37,7 @@ LABELS = {
 }
 
 
-def _axes(ax, n=1, width=5.0):
+def _axes(ax: Any, n: int = 1, width: float = 5.0) -> tuple[Any, list[Any]]:
     if ax is None:
         fig, ax = plt.subplots(1, n, figsize=(width * n, 4), squeeze=False)
         return fig, list(ax[0])
@@ -39,14 +45,32 @@ def _axes(ax, n=1, width=5.0):
     return axes[0].figure, axes
 
 
-def _color(i: int):
+def _color(i: int) -> Any:
     return plt.get_cmap("tab10")(i % 10)
 
 
 def plot_curves(
-    result: ExperimentResult, metric: str, ax=None, *, logx=False, logy=False, methods=None
+    result: ExperimentResult,
+    metric: str,
+    ax: Any = None,
+    *,
+    logx: bool = False,
+    logy: bool = False,
+    methods: list[str] | None = None,
 ) -> Figure:
-    """Median and interquartile band of ``metric`` against the step, one line per method."""
+    """The median and interquartile band of ``metric`` against the step, one line per method.
+
+    Args:
+        result: an experiment's result with ``curves[method][metric]``.
+        metric: the metric to draw.
+        ax: None, or one Axes.
+        logx: log step axis (step 0 left out).
+        logy: log metric axis.
+        methods: the methods to draw (default: all, in order).
+
+    Returns:
+        The figure.
+    """
     fig, (a,) = _axes(ax)
     steps = result.steps.astype(float)
     x = np.where(steps > 0, steps, np.nan) if logx else steps
@@ -64,8 +88,19 @@ def plot_curves(
     return fig
 
 
-def plot_pareto(result: ExperimentResult, ax=None, *, methods=None) -> Figure:
-    """Retain distance against forget distance along each method's median trajectory."""
+def plot_pareto(
+    result: ExperimentResult, ax: Any = None, *, methods: list[str] | None = None
+) -> Figure:
+    """The retain distance against the forget distance along each method's median trajectory.
+
+    Args:
+        result: an experiment's result with forget and retain distances.
+        ax: None, or one Axes.
+        methods: the methods to draw (default: all).
+
+    Returns:
+        The figure.
+    """
     fig, (a,) = _axes(ax)
     for i, method in enumerate(methods or result.curves):
         f = result.curves[method]["forget_distance"]["median"]
@@ -84,7 +119,16 @@ def plot_pareto(result: ExperimentResult, ax=None, *, methods=None) -> Figure:
     return fig
 
 
-def plot_fig4(result: ExperimentResult, ax=None) -> Figure:
+def plot_fig4(result: ExperimentResult, ax: Any = None) -> Figure:
+    """Fig. 4: forget and retain distances against the step, and the Pareto plot.
+
+    Args:
+        result: from :func:`~synthetic.experiments.run_fig4_alpha1` or ``run_fig4_alpha0``.
+        ax: None, or three Axes.
+
+    Returns:
+        The figure.
+    """
     fig, axes = _axes(ax, 3)
     plot_curves(result, "forget_distance", axes[0], logy=True)
     plot_curves(result, "retain_distance", axes[1], logy=True)
@@ -94,7 +138,16 @@ def plot_fig4(result: ExperimentResult, ax=None) -> Figure:
     return fig
 
 
-def plot_fig9(result: ExperimentResult, ax=None) -> Figure:
+def plot_fig9(result: ExperimentResult, ax: Any = None) -> Figure:
+    """Fig. 9: the forget KL on linear and log-log axes, with each method's verdict.
+
+    Args:
+        result: from :func:`~synthetic.experiments.run_fig9`.
+        ax: None, or two Axes.
+
+    Returns:
+        The figure.
+    """
     fig, axes = _axes(ax, 2)
     plot_curves(result, "forget_kl", axes[0])
     plot_curves(result, "forget_kl", axes[1], logx=True, logy=True)
@@ -106,7 +159,16 @@ def plot_fig9(result: ExperimentResult, ax=None) -> Figure:
     return fig
 
 
-def plot_fig3(result: ExperimentResult, ax=None) -> Figure:
+def plot_fig3(result: ExperimentResult, ax: Any = None) -> Figure:
+    """Fig. 3: the Pareto plot and the forget distance of NPO over beta against GA.
+
+    Args:
+        result: from :func:`~synthetic.experiments.run_fig3`.
+        ax: None, or two Axes.
+
+    Returns:
+        The figure.
+    """
     fig, axes = _axes(ax, 2)
     plot_pareto(result, axes[0])
     plot_curves(result, "forget_distance", axes[1], logy=True)
@@ -115,19 +177,37 @@ def plot_fig3(result: ExperimentResult, ax=None) -> Figure:
     return fig
 
 
-def plot_optimizers(result: ExperimentResult, ax=None) -> Figure:
+def plot_optimizers(result: ExperimentResult, ax: Any = None) -> Figure:
+    """The ``optimizers`` experiment: GA's and NPO's drift per optimizer, with verdicts.
+
+    Args:
+        result: from :func:`~synthetic.beyond.run_optimizers`.
+        ax: None, or two Axes.
+
+    Returns:
+        The figure.
+    """
     fig, axes = _axes(ax, 2)
     for a, family in zip(axes, ("ga", "npo")):
         methods = [m for m in result.curves if m.startswith(family + "/")]
         plot_curves(result, "param_drift", a, logx=True, logy=True, methods=methods)
         verdicts = {r["method"]: r["drift_verdict"] for r in result.table}
         a.legend(a.get_lines(), [f"{m} ({verdicts[m]})" for m in methods], fontsize=7)
-        a.set_title(f"{family.upper()}: drift under each optimiser", fontsize=9)
+        a.set_title(f"{family.upper()}: drift under each optimizer", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_beta_rate(result: ExperimentResult, ax=None) -> Figure:
+def plot_beta_rate(result: ExperimentResult, ax: Any = None) -> Figure:
+    """The ``beta-rate`` experiment: NPO's drift against log t, and the slopes against 1/beta.
+
+    Args:
+        result: from :func:`~synthetic.beyond.run_beta_rate`.
+        ax: None, or two Axes.
+
+    Returns:
+        The figure.
+    """
     fig, axes = _axes(ax, 2)
     steps = result.steps.astype(float)
     for i, method in enumerate(result.curves):
@@ -150,8 +230,14 @@ def plot_beta_rate(result: ExperimentResult, ax=None) -> Figure:
     return fig
 
 
-def plot_theorem2_result(result: ExperimentResult, ax=None) -> Figure:
-    """The ``theorem2`` experiment, drawn by :func:`theory.plots.plot_theorem2`."""
-    from theory.plots import plot_theorem2
+def plot_theorem2_result(result: ExperimentResult, ax: Any = None) -> Figure:
+    """The ``theorem2`` experiment, drawn by :func:`theory.plots.plot_theorem2`.
 
+    Args:
+        result: from :func:`~synthetic.beyond.run_theorem2_experiment`.
+        ax: None, or two Axes.
+
+    Returns:
+        The figure.
+    """
     return plot_theorem2(result.extras["theorem2"], ax=ax)

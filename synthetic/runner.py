@@ -1,7 +1,7 @@
 """The batched unlearning runner: every method setting and every seed as one tensor program.
 
 Parameters are shaped ``(G, S, k)``: one group per :class:`MethodSpec` (method, learning rate,
-beta, optimiser), one run per data seed. Each step computes the forget/IDK/retain log-probs of
+beta, optimizer), one run per data seed. Each step computes the forget/IDK/retain log-probs of
 all runs with :func:`npo.logprobs.class_logprobs` (and the retain KL with
 :func:`npo.logprobs.class_kl`), evaluates each group's :class:`npo.objectives.Objective` (the
 same presets and kernels the LLM path uses) on its slice, sums the per-run losses and takes one
@@ -14,7 +14,6 @@ the bad parameters on are NaN and the other runs continue.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from npo.logprobs import class_kl, class_logprobs
 from npo.losses import npo_weight
 from npo.objectives import PRESETS, Objective, SeqBatch, Term, preset
+from npo.validate import check_fields
 from synthetic.data import Split, Task
 from synthetic.models import References, logits, split_logprobs
 from synthetic.optim import OPTIMIZERS, init_state, update
@@ -43,8 +43,10 @@ METRICS = (
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One method setting: a preset key with its hyperparameters. ``label`` names its curves
-    (default: the method key)."""
+    """One method setting: a preset key with its hyperparameters.
+
+    ``label`` names its curves (default: the method key).
+    """
 
     method: str
     lr: float
@@ -59,15 +61,20 @@ class MethodSpec:
             raise ValueError(f"unknown method {self.method!r}; valid: {sorted(PRESETS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite positive number, got {self.lr}")
+        check_fields(self, positive=("lr",))
         self.objective()  # validates beta, gamma, weights
 
     @property
     def key(self) -> str:
+        """The name of this setting's curves, ``label`` or else the method key."""
         return self.label or self.method
 
     def objective(self) -> Objective:
+        """The setting's objective, from the preset of ``method``.
+
+        Returns:
+            ``npo.objectives.preset(method, beta=..., gamma=..., retain_weight=...)``.
+        """
         return preset(
             self.method, beta=self.beta, gamma=self.gamma, retain_weight=self.retain_weight
         )
@@ -87,12 +94,8 @@ class RunConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar on a terminal"})
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.eval_every < 1 or self.log_points < 0:
-            raise ValueError("eval_every must be >= 1 and log_points >= 0")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
+        check_fields(self, at_least_1=("steps", "eval_every", "batch_size"))
+        check_fields(self, at_least_0=("log_points",))
 
 
 @dataclass(frozen=True)
@@ -106,12 +109,29 @@ class Curves:
     failed_step: np.ndarray  # (G, S), -1 where the run never failed
 
     def metric(self, key: str, name: str) -> np.ndarray:
-        """(S, T) curves of one method key."""
+        """The curves of one metric of one method setting.
+
+        Args:
+            key: the setting's key (:attr:`MethodSpec.key`).
+            name: the metric (one of ``METRICS``).
+
+        Returns:
+            One curve per seed, (S, T).
+        """
         return self.metrics[name][[s.key for s in self.specs].index(key)]
 
 
 def record_steps(steps: int, eval_every: int, log_points: int) -> np.ndarray:
-    """0, every ``eval_every`` steps, and ``log_points`` log-spaced steps in [1, steps]."""
+    """The steps at which a run is evaluated.
+
+    Args:
+        steps: the run's length.
+        eval_every: evaluate every this many steps.
+        log_points: how many log-spaced steps in ``[1, steps]`` to add.
+
+    Returns:
+        The sorted steps, namely 0, every ``eval_every`` steps, the log-spaced ones and ``steps``.
+    """
     grid = set(range(0, steps + 1, eval_every)) | {0, steps}
     if log_points:
         grid |= set(np.unique(np.round(np.geomspace(1, steps, log_points))).astype(int))
@@ -164,8 +184,8 @@ class _Program:
         return [g for g, n in enumerate(self.needs) if name in n.get(src, ())]
 
     def losses(self, theta: Tensor, idx_f: Tensor | None, idx_r: Tensor | None) -> Tensor:
-        """Per-run losses (G, S) with autograd to ``theta`` (G, S, k). Each (source, field) is
-        computed once, batched over exactly the groups whose objective reads it."""
+        # Per-run losses (G, S) with autograd to theta (G, S, k). Each (source, field) is
+        # computed once, batched over exactly the groups whose objective reads it.
         sel = (lambda x: x) if idx_f is None else (lambda x: x[:, idx_f])
         forget, retain = _take(self.task.forget, idx_f), _take(self.task.retain, idx_r)
         ref_r = self.ref_retain_logits if idx_r is None else self.ref_retain_logits[:, idx_r]
@@ -213,7 +233,7 @@ class _Program:
 
     @torch.no_grad()
     def evaluate(self, theta: Tensor) -> dict[str, Tensor]:
-        """All metrics, each (G, S)."""
+        # all metrics, each (G, S)
         z_fe = logits(self.task.forget_eval, theta)
         z_re = logits(self.task.retain_eval, theta)
         lp_f = split_logprobs(self.task.forget, theta)  # (G, S, n_f)
@@ -237,7 +257,20 @@ def run_unlearning(
     specs: tuple[MethodSpec, ...] | list[MethodSpec],
     config: RunConfig = RunConfig(),
 ) -> Curves:
-    """Unlearn from ``pi_ref`` with every spec x seed at once; returns the recorded curves."""
+    """Unlearn from ``pi_ref`` with every spec and every seed at once.
+
+    Args:
+        task: the data.
+        refs: ``pi_ref`` (the start) and ``pi_retr`` (the distances' target).
+        specs: the method settings, with distinct keys.
+        config: the schedule.
+
+    Returns:
+        The recorded curves of every metric, (G, S, T), and each run's failure step.
+
+    Raises:
+        ValueError: for no specs or repeated keys.
+    """
     specs = tuple(specs)
     if not specs:
         raise ValueError("need at least one method spec")

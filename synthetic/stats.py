@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,19 +20,33 @@ import numpy as np
 __all__ = ["Crossing", "crossing", "median_curve", "summarize"]
 
 
-def _nan_reduce(fn, a: np.ndarray) -> np.ndarray:
+def _nan_reduce(fn: Callable[..., np.ndarray], a: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
         return fn(a, axis=0)
 
 
 def median_curve(curves: np.ndarray) -> np.ndarray:
-    """Median over seeds (axis 0) of (S, T) curves, ignoring NaN."""
+    """The median over seeds (axis 0) of (S, T) curves, ignoring NaN.
+
+    Args:
+        curves: one curve per seed, (S, T).
+
+    Returns:
+        The median curve, (T,).
+    """
     return _nan_reduce(np.nanmedian, np.asarray(curves, dtype=np.float64))
 
 
 def summarize(curves: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, std, median and interquartile band over seeds of (S, T) curves, plus the seeds."""
+    """Mean, std, median and interquartile band over seeds of (S, T) curves, ignoring NaN.
+
+    Args:
+        curves: one curve per seed, (S, T).
+
+    Returns:
+        ``{"mean", "std", "median", "q25", "q75"}``, each (T,), and ``"seeds"``, the curves.
+    """
     a = np.asarray(curves, dtype=np.float64)
     return {
         "mean": _nan_reduce(np.nanmean, a),
@@ -55,8 +70,21 @@ class Crossing:
 def crossing(
     steps: np.ndarray, forget: np.ndarray, other: np.ndarray, level: float
 ) -> Crossing | None:
-    """First crossing of ``level`` by the median of ``forget`` (S, T); ``other`` (S, T) is read
-    off its median at the same point. ``None`` if the median never gets to ``level``."""
+    """The first crossing of ``level`` by the median forget curve, log-interpolated.
+
+    Args:
+        steps: the recorded steps, (T,).
+        forget: forget-distance curves, (S, T).
+        other: the curves read off at the crossing (e.g. retain distance), (S, T).
+        level: the forget distance to reach, ``> 0``.
+
+    Returns:
+        The step and the median of ``other`` there, or None if the median never gets to
+        ``level``.
+
+    Raises:
+        ValueError: if ``level`` is not positive.
+    """
     if not level > 0:
         raise ValueError(f"level must be positive, got {level}")
     f, o = median_curve(forget), median_curve(other)

@@ -6,8 +6,13 @@ import json
 
 import pytest
 
-from synthetic.authors import ATTRIBUTES, AuthorsConfig, generate_authors, split_authors
-from synthetic.figures import write_tofu_splits
+from synthetic.transformer import (
+    ATTRIBUTES,
+    AuthorsConfig,
+    generate_authors,
+    split_authors,
+    write_tofu_splits,
+)
 
 
 def _read(path):

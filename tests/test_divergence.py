@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory.dynamics import fit_divergence
+from theory import fit_divergence
 
 T = np.geomspace(1.0, 1e4, 60)
 

@@ -10,8 +10,9 @@ import torch
 from scipy import integrate, special
 
 from npo.cli import main
+from npo.experiment import ReproduceConfig
 from synthetic.data import TaskConfig, make_task
-from synthetic.experiments import ReproduceConfig, from_curves, table1_specs
+from synthetic.experiments import from_curves, table1_specs
 from synthetic.models import select_seed, train_references
 from synthetic.runner import MethodSpec, RunConfig, record_steps, run_unlearning
 from synthetic.stats import crossing, summarize
@@ -131,9 +132,8 @@ def test_reproduce_writes_json_md_png(tmp_path, capsys):
     curve = doc["curves"]["npo"]["forget_kl"]
     assert set(curve) >= {"mean", "std", "median", "seeds"}
     assert len(curve["seeds"]) == 2 and len(curve["seeds"][0]) == len(doc["steps"])
-    assert set(doc["curves"]["ga"]) >= {
-        "forget_distance", "retain_distance", "forget_kl", "param_drift", "npo_weight"
-    }  # fmt: skip
+    metrics = {"forget_distance", "retain_distance", "forget_kl", "param_drift", "npo_weight"}
+    assert set(doc["curves"]["ga"]) >= metrics
     assert (tmp_path / "fig9.png").stat().st_size > 10_000
     assert "| ga |" in (tmp_path / "fig9.md").read_text()
     assert "Summary" in capsys.readouterr().out

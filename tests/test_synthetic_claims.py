@@ -12,8 +12,9 @@ import itertools
 import numpy as np
 import pytest
 
+from npo.experiment import ReproduceConfig
 from synthetic.beyond import late_log_slope, run_beta_rate, run_optimizers, run_theorem2_experiment
-from synthetic.experiments import ReproduceConfig, references, run_fig3, run_fig4_alpha1, run_fig9
+from synthetic.experiments import references, run_fig3, run_fig4_alpha1, run_fig9
 from synthetic.stats import crossing, median_curve
 
 CONFIG = ReproduceConfig(progress=False)  # 5 seeds, 20000 reference steps, 2000 unlearning steps

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npo.losses import npo_loss
-from theory.dynamics import (
+from theory import (
     ga_log_ratio,
     ga_log_ratio_gd,
     logistic_ga_gd,

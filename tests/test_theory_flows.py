@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 from scipy.special import expit, lambertw, wrightomega
 
-from theory.dynamics import (
+from theory import (
     ga_log_ratio,
     ga_time_to_divergence,
     npo_local_log_rate,
@@ -169,9 +169,9 @@ def test_npo_over_ga_time_grows_like_exp_beta_d(beta, K):
     # exactly (1 + expm1(beta D)/(beta D)) / 2 -> e^{beta D} / (2 beta D)
     np.testing.assert_allclose(ratio, (1 + np.expm1(beta * D) / (beta * D)) / 2, rtol=1e-12)
     # ratio * 2 beta D e^{-beta D} = 1 + (beta D - 1) e^{-beta D} -> 1
-    normalised = ratio * 2 * beta * D * np.exp(-beta * D)
-    np.testing.assert_allclose(normalised - 1, (beta * D - 1) * np.exp(-beta * D), atol=1e-12)
-    assert abs(normalised[-1] - 1) < 1e-12
+    normalized = ratio * 2 * beta * D * np.exp(-beta * D)
+    np.testing.assert_allclose(normalized - 1, (beta * D - 1) * np.exp(-beta * D), atol=1e-12)
+    assert abs(normalized[-1] - 1) < 1e-12
     # the log of the ratio grows linearly in D with slope beta
     slope = np.diff(np.log(ratio)) / np.diff(D)
     assert slope[-1] == pytest.approx(beta, rel=0.02)
@@ -210,7 +210,7 @@ def test_long_time_rate_is_one_over_beta(beta, K):
     assert -(u[1] - u[0]) / math.log(100) == pytest.approx(rate, rel=0.05)
 
 
-def test_npo_log_rate_vectorised():
+def test_npo_log_rate_vectorized():
     np.testing.assert_allclose(npo_log_rate(np.array([0.1, 1.0, 4.0])), [10.0, 1.0, 0.25])
 
 

@@ -16,7 +16,7 @@ from scipy.special import expit, lambertw, log_expit
 
 from npo.logprobs import class_logprobs
 from npo.losses import ga_loss, npo_loss
-from theory.dynamics import (
+from theory import (
     logistic_ga_logit,
     logistic_ga_logit_asymptote,
     logistic_npo_logit,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npo.losses import ga_loss, npo_loss
-from theory.dynamics import (
+from theory import (
     adam_eps_crossover,
     adam_ga_rate,
     adam_log_ratio,

@@ -12,14 +12,19 @@ import pytest
 from theory.curves import (
     DivergenceTimeConfig,
     LogRatioConfig,
-    OptimizerConfig,
+    OptimizerDynamicsConfig,
     run_divergence_time,
     run_log_ratio,
-    run_optimizers,
+    run_optimizer_dynamics,
 )
 from theory.figures import FIGURES, TheoryFiguresConfig, write_theory_figures
 from theory.flows import npo_log_ratio
-from theory.plots import plot_divergence_time, plot_log_ratio, plot_optimizers, plot_theorem2
+from theory.plots import (
+    plot_divergence_time,
+    plot_log_ratio,
+    plot_optimizer_dynamics,
+    plot_theorem2,
+)
 from theory.theorem2 import Theorem2Config, run_theorem2
 
 
@@ -54,11 +59,11 @@ def test_theorem2_and_optimizer_figures():
     t2 = run_theorem2(Theorem2Config(n_instances=3, fit_instances=2, steps=2000, fit_steps=100))
     fig = plot_theorem2(t2)
     assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
-    op = run_optimizers(OptimizerConfig(steps=2000, points=30))
-    fig = plot_optimizers(op)
+    op = run_optimizer_dynamics(OptimizerDynamicsConfig(steps=2000, points=30))
+    fig = plot_optimizer_dynamics(op)
     assert len(fig.axes) == 3
     with pytest.raises(ValueError, match="3 Axes"):
-        plot_optimizers(op, ax=plt.subplots(1, 2)[1])
+        plot_optimizer_dynamics(op, ax=plt.subplots(1, 2)[1])
 
 
 def test_configs_validate():
@@ -69,7 +74,7 @@ def test_configs_validate():
     with pytest.raises(ValueError, match="K"):
         DivergenceTimeConfig(K=-1.0)
     with pytest.raises(ValueError, match="beta1"):
-        OptimizerConfig(beta1=0.99, beta2=0.9)
+        OptimizerDynamicsConfig(beta1=0.99, beta2=0.9)
 
 
 def test_writer(tmp_path, monkeypatch):
@@ -82,3 +87,15 @@ def test_writer(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "out" / "theory_summary.json").read_text())
     assert set(summary["theorem2"]["npo_verdicts"]) == {"logarithmic"}
     assert summary["optimizers"]["adam_npo_linear_rate_eps0"] > 0
+
+
+def test_optimizer_dynamics_show_the_adam_claims():
+    """The claims of the optimizers figure at its fast size (notebook 01's test size)."""
+    op = run_optimizer_dynamics(OptimizerDynamicsConfig(steps=20_000))
+    half = op.steps > op.steps[-1] / 2
+    sim = -np.diff(op.adam_npo_eps0[half]) / np.diff(op.steps[half])
+    np.testing.assert_allclose(sim, op.adam_npo_rate, rtol=1e-2)  # linear, at the predicted rate
+    assert op.adam_npo_rate < 0.2 * op.config.lr * op.l1  # capped well below sign descent's
+    assert op.adam_npo[-1] > op.adam_npo_eps0[-1]  # eps slows NPO once past the crossover
+    assert np.all(op.gd_npo >= op.gd_ga)  # under GD, NPO's weight slows it
+    np.testing.assert_allclose(op.sign, -op.config.lr * op.l1 * op.steps, rtol=1e-12)

@@ -104,7 +104,7 @@ def test_flow_solution_solves_the_ode_and_the_implicit_equation():
 def test_time_to_divergence_formula():
     D = sp.Symbol("D", positive=True)
     expected = (D + (sp.exp(S.beta * D) - 1) / S.beta) / (2 * S.K)
-    assert zero(S.npo_time_to_divergence(D) - expected)
+    assert zero(S.npo_time_to_divergence_expr(D) - expected)
 
 
 def test_ga_logistic_implicit_is_conserved_along_the_flow():

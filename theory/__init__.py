@@ -1,3 +1,168 @@
-"""Theory of NPO vs GA divergence: sympy identities (:mod:`theory.symbolic`), exact flows and
-optimiser dynamics re-exported by :mod:`theory.dynamics`, the paper's Theorem 2
-(:mod:`theory.logistic`, :mod:`theory.theorem2`), curves, plots and the figure writer."""
+"""Theory of NPO vs GA divergence: closed forms, exact recursions, Theorem 2 and its figures.
+
+Model-free: numpy and scipy, and sympy in :mod:`theory.symbolic` (imported on first use);
+never torch. The names below are the public API; the modules that hold them are
+
+- :mod:`theory.symbolic`: the loss, its limits and the flows' exact solutions in sympy;
+- :mod:`theory.flows`: the constant-tangent-kernel flows of GA and NPO;
+- :mod:`theory.logistic_flow`: the flows on one logistic sample;
+- :mod:`theory.discrete`: gradient descent in discrete time and its distance to the flows;
+- :mod:`theory.optimizers`: sign descent and Adam;
+- :mod:`theory.divergence`: the linear / logarithmic / undecided verdict on a curve;
+- :mod:`theory.logistic` and :mod:`theory.theorem2`: the paper's Theorem 2 and its study;
+- :mod:`theory.curves`, :mod:`theory.plots`, :mod:`theory.figures`: the figures' data, their
+  drawings and the writer behind ``npo theory``.
+
+The derivations are written out as math in the documentation (:doc:`/theory/index`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from theory.curves import (
+    DivergenceTimeConfig,
+    DivergenceTimeData,
+    LogRatioConfig,
+    LogRatioData,
+    OptimizerDynamicsConfig,
+    OptimizerDynamicsData,
+    run_divergence_time,
+    run_log_ratio,
+    run_optimizer_dynamics,
+)
+from theory.discrete import (
+    ga_log_ratio_gd,
+    logistic_ga_gd,
+    logistic_ga_gd_gap_bound,
+    logistic_npo_gd,
+    logistic_npo_gd_gap_bound,
+    npo_gd_gap_bound,
+    npo_log_ratio_gd,
+)
+from theory.divergence import DivergenceFit, LinearFit, LogFit, fit_divergence
+from theory.figures import FIGURES, TheoryFiguresConfig, write_theory_figures
+from theory.flows import (
+    ga_log_ratio,
+    ga_time_to_divergence,
+    npo_local_log_rate,
+    npo_log_rate,
+    npo_log_ratio,
+    npo_log_ratio_asymptote,
+    npo_log_ratio_bounds,
+    npo_log_time_to_divergence,
+    npo_time_to_divergence,
+    npo_weight_along_flow,
+    omega_shift,
+)
+from theory.logistic import (
+    LogisticInstances,
+    Theorem2Constants,
+    ga_band,
+    gd_drift,
+    make_instances,
+    npo_band,
+    theorem2_constants,
+)
+from theory.logistic_flow import (
+    logistic_ga_logit,
+    logistic_ga_logit_asymptote,
+    logistic_npo_logit,
+    logistic_npo_logit_asymptote,
+    logistic_npo_time,
+)
+from theory.optimizers import (
+    AdamTrace,
+    adam_eps_crossover,
+    adam_ga_rate,
+    adam_log_ratio,
+    adam_npo_linear_rate,
+    adam_ratio_lag,
+    signgd_log_ratio,
+)
+from theory.plots import (
+    plot_divergence_time,
+    plot_log_ratio,
+    plot_optimizer_dynamics,
+    plot_theorem2,
+)
+from theory.theorem2 import Theorem2Config, Theorem2Data, run_theorem2
+
+if TYPE_CHECKING:
+    from theory import symbolic
+
+__all__ = [
+    "FIGURES",
+    "AdamTrace",
+    "DivergenceFit",
+    "DivergenceTimeConfig",
+    "DivergenceTimeData",
+    "LinearFit",
+    "LogFit",
+    "LogRatioConfig",
+    "LogRatioData",
+    "LogisticInstances",
+    "OptimizerDynamicsConfig",
+    "OptimizerDynamicsData",
+    "Theorem2Config",
+    "Theorem2Constants",
+    "Theorem2Data",
+    "TheoryFiguresConfig",
+    "adam_eps_crossover",
+    "adam_ga_rate",
+    "adam_log_ratio",
+    "adam_npo_linear_rate",
+    "adam_ratio_lag",
+    "fit_divergence",
+    "ga_band",
+    "ga_log_ratio",
+    "ga_log_ratio_gd",
+    "ga_time_to_divergence",
+    "gd_drift",
+    "logistic_ga_gd",
+    "logistic_ga_gd_gap_bound",
+    "logistic_ga_logit",
+    "logistic_ga_logit_asymptote",
+    "logistic_npo_gd",
+    "logistic_npo_gd_gap_bound",
+    "logistic_npo_logit",
+    "logistic_npo_logit_asymptote",
+    "logistic_npo_time",
+    "make_instances",
+    "npo_band",
+    "npo_gd_gap_bound",
+    "npo_local_log_rate",
+    "npo_log_rate",
+    "npo_log_ratio",
+    "npo_log_ratio_asymptote",
+    "npo_log_ratio_bounds",
+    "npo_log_ratio_gd",
+    "npo_log_time_to_divergence",
+    "npo_time_to_divergence",
+    "npo_weight_along_flow",
+    "omega_shift",
+    "plot_divergence_time",
+    "plot_log_ratio",
+    "plot_optimizer_dynamics",
+    "plot_theorem2",
+    "run_divergence_time",
+    "run_log_ratio",
+    "run_optimizer_dynamics",
+    "run_theorem2",
+    "signgd_log_ratio",
+    "symbolic",
+    "theorem2_constants",
+    "write_theory_figures",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # theory.symbolic imports sympy (about half a second), so it loads on first use.
+    if name == "symbolic":
+        return importlib.import_module("theory.symbolic")
+    raise AttributeError(f"module 'theory' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

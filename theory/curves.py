@@ -3,8 +3,9 @@
 - :func:`run_log_ratio`: ``u(t)`` of GA and NPO at several ``beta`` with NPO's asymptote, on a
   linear and a logarithmic time grid.
 - :func:`run_divergence_time`: time to reach ``u = -D`` for GA and NPO (``log t``, exact).
-- :func:`run_optimizers`: one forget example under gradient descent, sign descent and Adam
-  (with and without ``eps``), GA vs NPO, with the predicted rates of :mod:`theory.optimizers`.
+- :func:`run_optimizer_dynamics`: one forget example under gradient descent, sign descent and
+  Adam (with and without ``eps``), GA vs NPO, with the predicted rates of
+  :mod:`theory.optimizers`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory._validate import positive
+from npo.validate import check_fields, positive
 from theory.flows import (
     ga_log_ratio,
     ga_time_to_divergence,
@@ -34,11 +35,11 @@ __all__ = [
     "DivergenceTimeData",
     "LogRatioConfig",
     "LogRatioData",
-    "OptimizerConfig",
-    "OptimizerData",
+    "OptimizerDynamicsConfig",
+    "OptimizerDynamicsData",
     "run_divergence_time",
     "run_log_ratio",
-    "run_optimizers",
+    "run_optimizer_dynamics",
 ]
 
 _BETAS = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -51,14 +52,10 @@ def _check_betas(betas: tuple[float, ...]) -> None:
         positive("beta", b)
 
 
-def _check_positive(**kw: float) -> None:
-    for name, value in kw.items():
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
-
-
 @dataclass(frozen=True)
 class LogRatioConfig:
+    """Sizes of :func:`run_log_ratio`: the betas, ``K`` and the two time grids."""
+
     betas: tuple[float, ...] = field(default=_BETAS, metadata={"help": "NPO inverse temperatures"})
     K: float = field(default=1.0, metadata={"help": "squared gradient norm ||grad log pi||^2"})
     t_linear: float = field(default=10.0, metadata={"help": "end of the linear-time panel"})
@@ -68,11 +65,9 @@ class LogRatioConfig:
 
     def __post_init__(self) -> None:
         _check_betas(self.betas)
-        _check_positive(K=self.K, t_linear=self.t_linear, t_min=self.t_min, t_max=self.t_max)
+        check_fields(self, positive=("K", "t_linear", "t_min", "t_max"), at_least_2=("points",))
         if not self.t_min < self.t_max:
             raise ValueError(f"need t_min < t_max, got {self.t_min} and {self.t_max}")
-        if self.points < 2:
-            raise ValueError(f"points must be >= 2, got {self.points}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +86,14 @@ class LogRatioData:
 
 
 def run_log_ratio(config: LogRatioConfig = LogRatioConfig()) -> LogRatioData:
+    """GA's and NPO's log-ratio ``u(t)`` with NPO's asymptote, on a linear and a log time grid.
+
+    Args:
+        config: the betas, ``K`` and the grids.
+
+    Returns:
+        The curves (:class:`LogRatioData`).
+    """
     c = config
     t_lin = np.linspace(0.0, c.t_linear, c.points)
     t_log = np.geomspace(c.t_min, c.t_max, c.points)
@@ -99,17 +102,19 @@ def run_log_ratio(config: LogRatioConfig = LogRatioConfig()) -> LogRatioData:
         config=c,
         t_lin=t_lin,
         t_log=t_log,
-        ga_lin=ga_log_ratio(t_lin, K=c.K),
-        ga_log=ga_log_ratio(t_log, K=c.K),
-        npo_lin=npo_log_ratio(t_lin, beta=b, K=c.K),
-        npo_log=npo_log_ratio(t_log, beta=b, K=c.K),
-        asym_lin=npo_log_ratio_asymptote(t_lin, beta=b, K=c.K),
-        asym_log=npo_log_ratio_asymptote(t_log, beta=b, K=c.K),
+        ga_lin=np.asarray(ga_log_ratio(t_lin, K=c.K)),
+        ga_log=np.asarray(ga_log_ratio(t_log, K=c.K)),
+        npo_lin=np.asarray(npo_log_ratio(t_lin, beta=b, K=c.K)),
+        npo_log=np.asarray(npo_log_ratio(t_log, beta=b, K=c.K)),
+        asym_lin=np.asarray(npo_log_ratio_asymptote(t_lin, beta=b, K=c.K)),
+        asym_log=np.asarray(npo_log_ratio_asymptote(t_log, beta=b, K=c.K)),
     )
 
 
 @dataclass(frozen=True)
 class DivergenceTimeConfig:
+    """Sizes of :func:`run_divergence_time`: the betas, ``K`` and the range of ``D``."""
+
     betas: tuple[float, ...] = field(default=_BETAS, metadata={"help": "NPO inverse temperatures"})
     K: float = field(default=1.0, metadata={"help": "squared gradient norm"})
     D_max: float = field(default=50.0, metadata={"help": "largest divergence D (u = -D)"})
@@ -117,15 +122,16 @@ class DivergenceTimeConfig:
 
     def __post_init__(self) -> None:
         _check_betas(self.betas)
-        _check_positive(K=self.K, D_max=self.D_max)
-        if self.points < 2:
-            raise ValueError(f"points must be >= 2, got {self.points}")
+        check_fields(self, positive=("K", "D_max"), at_least_2=("points",))
 
 
 @dataclass(frozen=True)
 class DivergenceTimeData:
-    """``D`` (P,); ``log10_ga`` (P,); ``log10_npo`` (len(betas), P): ``log10`` of the flow time
-    to reach ``u = -D`` (exact, finite even where ``t`` overflows float64)."""
+    """The times to divergence from :func:`run_divergence_time`.
+
+    ``D`` (P,); ``log10_ga`` (P,); ``log10_npo`` (len(betas), P): ``log10`` of the flow time
+    to reach ``u = -D`` (exact, finite even where ``t`` overflows float64).
+    """
 
     config: DivergenceTimeConfig
     D: np.ndarray
@@ -136,6 +142,14 @@ class DivergenceTimeData:
 def run_divergence_time(
     config: DivergenceTimeConfig = DivergenceTimeConfig(),
 ) -> DivergenceTimeData:
+    """The ``log10`` flow time for GA and NPO to reach ``u = -D``, on a grid of ``D``.
+
+    Args:
+        config: the betas, ``K`` and the range of ``D``.
+
+    Returns:
+        The times (:class:`DivergenceTimeData`).
+    """
     c = config
     D = np.linspace(c.D_max / c.points, c.D_max, c.points)
     b = np.asarray(c.betas, dtype=np.float64)[:, None]
@@ -148,36 +162,38 @@ def run_divergence_time(
 
 
 @dataclass(frozen=True)
-class OptimizerConfig:
+class OptimizerDynamicsConfig:
+    """Options of :func:`run_optimizer_dynamics`: the gradient, the optimizers, the steps."""
+
     d: int = field(default=64, metadata={"help": "parameters (entries of grad_theta u)"})
     grad_scale: float = field(default=1e-2, metadata={"help": "|g_j| ~ grad_scale |N(0,1)|"})
-    lr: float = field(default=1e-2, metadata={"help": "learning rate (all optimisers)"})
+    lr: float = field(default=1e-2, metadata={"help": "learning rate (all optimizers)"})
     beta: float = field(default=1.0, metadata={"help": "NPO inverse temperature"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1"})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
     eps: float = field(default=1e-6, metadata={"help": "Adam eps (the eps>0 run)"})
-    steps: int = field(default=200_000, metadata={"help": "optimiser steps"})
+    steps: int = field(default=200_000, metadata={"help": "optimizer steps"})
     points: int = field(default=200, metadata={"help": "log-spaced checkpoints"})
     seed: int = field(default=0, metadata={"help": "seed of the gradient"})
 
     def __post_init__(self) -> None:
-        positive("beta", self.beta)
-        _check_positive(grad_scale=self.grad_scale, lr=self.lr, eps=self.eps)
-        if not (0 <= self.beta1 < 1 and 0 < self.beta2 < 1 and self.beta1**2 < self.beta2):
-            raise ValueError(
-                f"need 0 <= beta1 < 1, 0 < beta2 < 1, beta1^2 < beta2, got {self.beta1}, {self.beta2}"
-            )
-        if self.d < 1 or self.steps < 100 or self.points < 2:
-            raise ValueError("need d >= 1, steps >= 100, points >= 2")
+        check_fields(self, positive=("beta", "grad_scale", "lr", "eps"))
+        check_fields(self, unit_interval=("beta1", "beta2"))
+        if not self.beta1**2 < self.beta2:
+            raise ValueError(f"need beta1^2 < beta2, got beta1={self.beta1}, beta2={self.beta2}")
+        check_fields(self, at_least_1=("d",), at_least_100=("steps",), at_least_2=("points",))
 
 
 @dataclass(frozen=True)
-class OptimizerData:
-    """Log-ratio ``u`` at the checkpoints ``steps`` (P,) for each run (P,), and the predictions:
-    ``adam_npo_rate`` (the eps -> 0 linear rate), ``adam_ga_rate``, ``crossover`` (``u`` below
-    which eps dominates), ``K``, ``l1`` of the drawn gradient."""
+class OptimizerDynamicsData:
+    """The runs of :func:`run_optimizer_dynamics` and the predictions.
 
-    config: OptimizerConfig
+    Log-ratio ``u`` at the checkpoints ``steps`` (P,) for each run (P,); ``adam_npo_rate``
+    (the ``eps -> 0`` linear rate), ``adam_ga_rate``, ``crossover`` (the ``u`` below which
+    ``eps`` dominates), and ``K``, ``l1`` of the drawn gradient.
+    """
+
+    config: OptimizerDynamicsConfig
     steps: np.ndarray
     gd_ga: np.ndarray
     gd_npo: np.ndarray
@@ -192,25 +208,42 @@ class OptimizerData:
     l1: float
 
 
-def run_optimizers(config: OptimizerConfig = OptimizerConfig()) -> OptimizerData:
-    """One forget example, constant kernel: GD (closed forms at ``t = lr n``), sign descent
-    (exact, GA = NPO) and Adam (exact scalar recursion; GA, NPO with ``eps = 0`` and NPO with
-    ``config.eps``). Cost: two Adam recursions of ``steps`` steps (~1 s per 1e5)."""
+def run_optimizer_dynamics(
+    config: OptimizerDynamicsConfig = OptimizerDynamicsConfig(),
+) -> OptimizerDynamicsData:
+    """One forget example in the constant-kernel picture under GD, sign descent and Adam.
+
+    GD: the closed forms at ``t = lr n``; sign descent: exact, GA = NPO; Adam: the exact
+    scalar recursion for GA, NPO with ``eps = 0`` and NPO with ``config.eps``. Cost: two Adam
+    recursions of ``steps`` steps (~1 s per 1e5).
+
+    Args:
+        config: the gradient, the optimizers' settings and the steps.
+
+    Returns:
+        The runs and the predicted rates (:class:`OptimizerDynamicsData`).
+    """
     c = config
     g = np.abs(np.random.default_rng(c.seed).standard_normal(c.d)) * c.grad_scale
     K, l1 = float(np.sum(g * g)), float(np.sum(g))
     n = np.unique(np.round(np.geomspace(1, c.steps, c.points)).astype(np.int64))
-    kw = dict(grad=g, lr=c.lr, beta1=c.beta1, beta2=c.beta2)
-    npo0 = adam_log_ratio(c.steps, beta=c.beta, eps=0.0, **kw).log_ratio[n]
-    npo = adam_log_ratio(c.steps, beta=c.beta, eps=c.eps, **kw).log_ratio[n]
+
+    def adam(eps: float) -> np.ndarray:
+        trace = adam_log_ratio(
+            c.steps, grad=g, lr=c.lr, beta=c.beta, beta1=c.beta1, beta2=c.beta2, eps=eps
+        )
+        return trace.log_ratio[n]
+
+    npo0 = adam(0.0)
+    npo = adam(c.eps)
     ga_rate = adam_ga_rate(grad=g, lr=c.lr, eps=c.eps)
     t = n.astype(np.float64)
-    return OptimizerData(
+    return OptimizerDynamicsData(
         config=c,
         steps=t,
-        gd_ga=ga_log_ratio(c.lr * t, K=K),
-        gd_npo=npo_log_ratio(c.lr * t, beta=c.beta, K=K),
-        sign=signgd_log_ratio(t, lr=c.lr, l1=l1),
+        gd_ga=np.asarray(ga_log_ratio(c.lr * t, K=K)),
+        gd_npo=np.asarray(npo_log_ratio(c.lr * t, beta=c.beta, K=K)),
+        sign=np.asarray(signgd_log_ratio(t, lr=c.lr, l1=l1)),
         adam_ga=-ga_rate * t,
         adam_npo_eps0=npo0,
         adam_npo=npo,

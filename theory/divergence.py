@@ -1,30 +1,12 @@
 """Deciding a divergence rate from a curve: linear (GA) or logarithmic (NPO)?
 
-:func:`fit_divergence` takes a drift curve ``d(t)`` (e.g. parameter drift, forget KL or the
-negated log-ratio) sampled on log-spaced times over at least two decades, and decides from
-**scale-free** statistics, measured over the last ``late`` decades of times:
-
-- the increment ratio ``rho = (d(4t) - d(2t)) / (d(2t) - d(t))``: 2 for linear growth
-  ``a + b t`` whatever ``a``, ``2^p`` for a power law ``t^p``, and for ``b log(1 + t/tau)`` it
-  falls from 2 (``t << tau``) to 1 (``t >> tau``; 1.26 at ``t = tau``). We report
-  ``rate_exponent = log2(rho)``: 1 for linear, 0 for logarithmic.
-- the local growth exponent ``d log d / d log t``: 1 for linear growth from zero, ``-> 0`` like
-  ``1 / log t`` for logarithmic growth.
-
-It also reports least-squares fits of ``d ~ a + b t`` and ``d ~ a + b log(1 + t/tau)`` with
-``tau`` free (NPO's natural time unit, ``1/(2 beta K lr)``, is unknown in general, so a fixed
-``log(1 + t)`` would be unit-dependent) and their R^2. The log family contains the line as
-``tau -> inf``, so its R^2 is never lower: R^2 alone (especially over a short late window)
-cannot separate the two and is not used for the verdict; ``log_fit.tau`` beyond the last time
-is itself a sign of linear growth.
-
-Verdict: ``"linear"`` if ``rate_exponent >= 0.8`` (read: *at least* linear; a superlinear
-take-off such as GA's early in a run has a rate exponent above 1, reported alongside), ``"logarithmic"`` if ``rate_exponent <=
-0.4`` and the local growth exponent is below 0.5, else ``"undecided"`` (intermediate power
-laws, a logarithm still in its linear transient ``t <~ tau``, or a curve that does not grow).
-Over one decade a slow power law ``t^p`` with ``p <= 0.4`` is indistinguishable from a
-logarithm by these statistics, so "logarithmic" reads "grows at most like ``t^0.4`` locally,
-with increments per doubling of time that do not grow".
+:func:`fit_divergence` takes a drift curve ``d(t)`` (parameter drift, forget KL, negated
+log-ratio) on log-spaced times over at least two decades and decides from scale-free
+statistics over the last decades: the increment ratio ``(d(4t) - d(2t)) / (d(2t) - d(t))``
+(2 for linear growth, falling to 1 for logarithmic growth) and the local growth exponent
+``d log d / d log t``. Least-squares fits of a line and of ``a + b log(1 + t/tau)`` are
+reported but do not decide. The statistics, the thresholds and what the verdicts mean are on
+the page :doc:`/theory/divergence`.
 """
 
 from __future__ import annotations
@@ -32,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
 __all__ = ["DivergenceFit", "LinearFit", "LogFit", "fit_divergence"]
@@ -43,7 +26,7 @@ LOG_MAX_GROWTH = 0.5
 
 @dataclass(frozen=True)
 class LinearFit:
-    """``d ~ a + b t``."""
+    """A least-squares fit ``d ~ a + b t`` and its ``R^2``."""
 
     a: float
     b: float
@@ -52,7 +35,7 @@ class LinearFit:
 
 @dataclass(frozen=True)
 class LogFit:
-    """``d ~ a + b log(1 + t/tau)``."""
+    """A least-squares fit ``d ~ a + b log(1 + t/tau)`` (``tau`` free) and its ``R^2``."""
 
     a: float
     b: float
@@ -62,8 +45,12 @@ class LogFit:
 
 @dataclass(frozen=True)
 class DivergenceFit:
-    """Result of :func:`fit_divergence`. ``increment_ratio``/``growth_exponent`` are medians
-    over the late window ``window`` = (first, last) time used."""
+    """The result of :func:`fit_divergence`.
+
+    ``verdict`` is ``"linear"``, ``"logarithmic"`` or ``"undecided"``, ``reason`` says why;
+    ``increment_ratio`` and ``growth_exponent`` are medians over the late window ``window``
+    (first and last time used), ``rate_exponent = log2(increment_ratio)``.
+    """
 
     verdict: str
     reason: str
@@ -75,6 +62,11 @@ class DivergenceFit:
     window: tuple[float, float]
 
     def summary(self) -> str:
+        """One line: the verdict and the statistics behind it.
+
+        Returns:
+            The line.
+        """
         return (
             f"{self.verdict} (rate exponent {self.rate_exponent:.2f}, increment ratio "
             f"{self.increment_ratio:.2f}, growth exponent {self.growth_exponent:.2f}; "
@@ -112,7 +104,7 @@ def _fit_log(t: np.ndarray, d: np.ndarray) -> LogFit:
     return LogFit(a, b, float(np.exp(log_tau)), r2)
 
 
-def _validate(t, d) -> tuple[np.ndarray, np.ndarray]:
+def _validate(t: ArrayLike, d: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(t, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64)
     if t.ndim != 1 or d.shape != t.shape:
@@ -131,12 +123,29 @@ def _validate(t, d) -> tuple[np.ndarray, np.ndarray]:
     return t, d
 
 
-def fit_divergence(t, d, *, late: float = 1.0, points: int = 9) -> DivergenceFit:
-    """Classify the growth of ``d(t)`` as linear, logarithmic or undecided (module docstring).
+def fit_divergence(
+    t: ArrayLike, d: ArrayLike, *, late: float = 1.0, points: int = 9
+) -> DivergenceFit:
+    """Classify the growth of ``d(t)`` as linear, logarithmic or undecided.
 
-    ``t``: positive increasing times over >= 2 decades; ``d``: the drift (same shape). Values
-    between samples are interpolated linearly in ``log t``. ``late``: how many decades at the
-    end of the range the statistics use (the increment ratio needs ``4t`` inside the range).
+    Values between samples are interpolated linearly in ``log t``. The verdict is
+    ``"linear"`` if the rate exponent is ``>= 0.8``, ``"logarithmic"`` if it is ``<= 0.4``
+    and the growth exponent is below 0.5, else ``"undecided"`` (:doc:`/theory/divergence`).
+
+    Args:
+        t: positive, strictly increasing times spanning at least two decades, shape ``(P,)``
+            with ``P >= 8``.
+        d: the drift at those times, shape ``(P,)``.
+        late: how many decades at the end of the range the statistics use (the increment
+            ratio needs ``4t`` inside the range).
+        points: number of log-spaced times the statistics are taken at.
+
+    Returns:
+        The verdict with its statistics and both least-squares fits.
+
+    Raises:
+        ValueError: for shapes, non-finite values, times that do not increase or span less
+            than two decades, or ``late`` outside ``[0.1, log10(t_max/t_min) - log10 4]``.
     """
     t, d = _validate(t, d)
     if not 0.1 <= late <= np.log10(t[-1] / t[0]) - np.log10(4.0):

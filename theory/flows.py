@@ -1,32 +1,19 @@
 """Exact gradient flows of GA and NPO in the constant-tangent-kernel picture.
 
-Model-agnostic picture (Zhang et al. 2024, Sec. 4 intuition, made exact): one forget example
-with log-ratio ``u = log(pi_theta/pi_ref)``, ``u(0) = 0``, whose gradient has constant squared
-norm ``||grad_theta log pi||^2 = K``. Gradient flow ``theta' = -grad L`` on a loss with
-``dL/du = W(u)`` moves the log-ratio at ``u' = -K W(u)``:
-
-- GA (``W = 1``): ``u(t) = -K t``.
-- NPO (``W = 2 sigmoid(beta u)``): ``u' = -2K sigmoid(beta u)``. Separating variables,
-  ``u - e^{-beta u}/beta = -1/beta - 2K t``, explicitly
-  ``u(t) = (W0(exp(1 + 2 beta K t)) - 1 - 2 beta K t) / beta`` with ``W0`` the principal
-  Lambert W. With ``v = -beta u >= 0`` and ``s = 2 beta K t`` this is ``v + expm1(v) = s``
-  (``v = log W0(e^{1+s})``), which :func:`omega_shift` solves by monotone Newton iterations
-  without ever forming ``exp(1 + s)``; for ``s > 1e15`` it uses ``v = log(1 + s - v)``
-  evaluated from ``log s``.
-
-Time ``t`` is flow time: gradient descent with step ``lr`` after ``n`` steps sits at
-``t = lr * n`` (equivalently pass ``K * lr`` as ``K`` and steps as ``t``).
-
-Consequences, all exact: ``-(1/beta) log(1+s) <= u(t) <= -(1/beta) log(1 + s - log(1+s))``,
-so ``u ~ -(1/beta) log(1 + 2 beta K t)`` with absolute error
-``<= log(1+s) / (beta (1 + s - log(1+s)))`` (relative error ``O(1/s)``); NPO's local rate
-``-du/dlog t = 2 K t sigmoid(beta u) -> 1/beta`` (:func:`npo_log_rate`); reaching
-``u = -D`` takes ``t_NPO(D) = (D + (e^{beta D} - 1)/beta) / (2K)`` against ``t_GA = D/K``.
+One forget example with log-ratio ``u = log(pi_theta/pi_ref)``, ``u(0) = 0``, whose gradient
+has constant squared norm ``K``: GA's flow is ``u(t) = -K t``, NPO's solves
+``u' = -2K sigmoid(beta u)`` in closed form (a Lambert W, evaluated overflow-free by
+:func:`omega_shift`) and falls like ``-(1/beta) log t``. Flow time ``t`` is ``lr * n`` after
+``n`` gradient-descent steps. The derivation, the exact bounds and the time to divergence are
+on the page :doc:`/theory/flows`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
 from theory._validate import nonnegative, positive, scalar_out
@@ -49,18 +36,26 @@ _LARGE = 1e15  # above this s, v = log(1 + s - v) from log s (two fixed-point st
 _EPS = np.finfo(np.float64).eps
 
 
-def omega_shift(s, *, log_s=None) -> np.ndarray:
-    """Solve ``y + expm1(y) = s`` for real ``s`` (vectorised): ``y = omega(1 + s)`` where
-    ``omega`` is the Wright omega function (``omega + log omega = x``), ``= log W0(e^{1+s})``.
+def omega_shift(s: ArrayLike, *, log_s: Any = None) -> np.ndarray:
+    """Solve ``y + expm1(y) = s`` for real ``s``, vectorized.
 
-    ``f(y) = y + expm1(y) - s`` is increasing and convex. For ``0 <= s <= 1e15``: Halley
-    iterations (cubic) from ``s/2 - s^2/16 + s^3/192`` (``s <= 1/2``) or
-    ``log1p(s - log1p(s/2))`` (one step of ``y = log(1 + s - y)``), about three passes. For
-    ``s < 0``: Newton from ``min(s/2, s + 1)``, where ``f >= 0``, which decreases monotonically
-    to the root. For ``s > 1e15`` the root is ``log(1 + s - y) = log s + log1p((1 - y)/s)``,
-    computed from ``log_s`` (a callable returning ``log s`` on a boolean mask, or an array)
-    when given, so ``s`` itself may overflow to ``inf``. ``exp`` is never taken of anything
-    larger than ``y``.
+    The root is ``y = omega(1 + s) = log W0(e^{1+s})``, with ``omega`` the Wright omega
+    function (``omega + log omega = x``). ``f(y) = y + expm1(y) - s`` is increasing and
+    convex. For ``0 <= s <= 1e15``: Halley iterations (cubic) from ``s/2 - s^2/16 + s^3/192``
+    (``s <= 1/2``) or ``log1p(s - log1p(s/2))`` (one step of ``y = log(1 + s - y)``), about
+    three passes. For ``s < 0``: Newton from ``min(s/2, s + 1)``, where ``f >= 0``, which
+    decreases monotonically to the root. For ``s > 1e15`` the root is
+    ``log(1 + s - y) = log s + log1p((1 - y)/s)``, computed from ``log_s`` when given, so
+    ``s`` itself may overflow to ``inf``. ``exp`` is never taken of anything larger than
+    ``y``.
+
+    Args:
+        s: the right-hand side, any shape.
+        log_s: ``log s`` where ``s > 1e15``: a callable returning it on a boolean mask, or
+            an array broadcastable to ``s``; None computes ``log(s)``.
+
+    Returns:
+        ``y`` with the shape of ``s`` (float64).
     """
     s = np.asarray(s, dtype=np.float64)
     y = np.empty_like(s)
@@ -119,9 +114,13 @@ def _newton_negative(s: np.ndarray) -> np.ndarray:
     return y
 
 
-def _s_and_log_s(t, beta, K):
-    """``s = 2 beta K t`` (may overflow to inf) and a callable giving ``log s`` on a mask,
-    computed from the logs of the factors (only where needed: it costs four passes)."""
+def _s_and_log_s(t: ArrayLike, beta: ArrayLike, K: ArrayLike) -> tuple:
+    """The validated inputs and ``s = 2 beta K t`` (which may overflow to inf).
+
+    Returns:
+        ``(s, log_s, beta)``, where ``log_s`` is a callable giving ``log s`` on a mask,
+        computed from the logs of the factors (only where needed: it costs four passes).
+    """
     t = nonnegative("t", t)
     beta = positive("beta", beta)
     K = positive("K", K)
@@ -135,48 +134,99 @@ def _s_and_log_s(t, beta, K):
     return s, log_s, beta
 
 
-def _s_and_log_s_array(t, beta, K):
+def _s_and_log_s_array(t: ArrayLike, beta: ArrayLike, K: ArrayLike) -> tuple:
     s, log_s, beta = _s_and_log_s(t, beta, K)
     with np.errstate(divide="ignore"):
         return s, log_s(np.ones(s.shape, dtype=bool)).reshape(s.shape), beta
 
 
-def ga_log_ratio(t, *, K) -> np.ndarray | float:
-    """GA flow: ``u(t) = -K t`` (``u' = -K``, ``u(0) = 0``). Vectorised over ``t``, ``K``."""
+def ga_log_ratio(t: ArrayLike, *, K: ArrayLike) -> np.ndarray | float:
+    """GA's flow ``u(t) = -K t`` (``u' = -K``, ``u(0) = 0``).
+
+    Args:
+        t: flow time ``>= 0`` (array-like; broadcast with ``K``).
+        K: squared gradient norm ``||grad_theta log pi||^2 > 0``.
+
+    Returns:
+        ``u(t)``, a float for scalar inputs, else an array of the broadcast shape.
+    """
     t = nonnegative("t", t)
     K = positive("K", K)
     return scalar_out(-K * t)
 
 
-def npo_log_ratio(t, *, beta, K) -> np.ndarray | float:
-    """NPO flow ``u' = -2K sigmoid(beta u)``, ``u(0) = 0``, in closed form:
-    ``u(t) = (W0(exp(1 + 2 beta K t)) - 1 - 2 beta K t) / beta``, evaluated overflow-free as
-    ``-omega_shift(2 beta K t) / beta`` (module docstring). Vectorised (broadcasting) over
-    ``t >= 0``, ``beta > 0``, ``K > 0``; finite for any finite input, ``-> -K t`` as
-    ``beta -> 0`` (GA)."""
+def npo_log_ratio(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.ndarray | float:
+    """NPO's flow ``u' = -2K sigmoid(beta u)``, ``u(0) = 0``, in closed form.
+
+    ``u(t) = (W0(exp(1 + 2 beta K t)) - 1 - 2 beta K t) / beta`` (``W0`` the principal
+    Lambert W), evaluated overflow-free as ``-omega_shift(2 beta K t) / beta``. Finite for any
+    finite input; ``-> -K t`` (GA) as ``beta -> 0``.
+
+    Args:
+        t: flow time ``>= 0``.
+        beta: NPO's inverse temperature ``> 0``.
+        K: squared gradient norm ``> 0``. All three broadcast.
+
+    Returns:
+        ``u(t)``, a float for scalar inputs, else an array of the broadcast shape.
+    """
     s, log_s, beta = _s_and_log_s(t, beta, K)
     return scalar_out(-omega_shift(s, log_s=log_s) / beta)
 
 
-def npo_weight_along_flow(t, *, beta, K) -> np.ndarray | float:
-    """NPO's weight ``W = 2 sigmoid(beta u(t))`` along the flow, ``= 2 / (1 + e^v)`` with
-    ``v = -beta u``: 1 at ``t = 0``, ``~ 1/(beta K t)`` for large ``t``."""
+def npo_weight_along_flow(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.ndarray | float:
+    """NPO's weight ``W = 2 sigmoid(beta u(t))`` along its flow.
+
+    ``W = 2 / (1 + e^v)`` with ``v = -beta u``: 1 at ``t = 0``, ``~ 1/(beta K t)`` for large
+    ``t``.
+
+    Args:
+        t: flow time ``>= 0``.
+        beta: NPO's inverse temperature ``> 0``.
+        K: squared gradient norm ``> 0``. All three broadcast.
+
+    Returns:
+        ``W`` in ``(0, 1]``, a float for scalar inputs, else an array.
+    """
     s, log_s, beta = _s_and_log_s(t, beta, K)
     return scalar_out(2.0 * expit(-omega_shift(s, log_s=log_s)))
 
 
-def npo_log_ratio_asymptote(t, *, beta, K) -> np.ndarray | float:
-    """Large-``t`` asymptote ``-(1/beta) log(1 + 2 beta K t)`` of :func:`npo_log_ratio`: a lower
-    bound on it, with absolute error ``<= log(1+s) / (beta (1 + s - log(1+s)))``,
-    ``s = 2 beta K t``, so the relative error is ``O(1/s) -> 0``."""
+def npo_log_ratio_asymptote(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.ndarray | float:
+    """The large-``t`` asymptote ``-(1/beta) log(1 + 2 beta K t)`` of :func:`npo_log_ratio`.
+
+    It is a lower bound on ``u(t)``, with absolute error
+    ``<= log(1+s) / (beta (1 + s - log(1+s)))``, ``s = 2 beta K t``: the relative error is
+    ``O(1/s) -> 0``.
+
+    Args:
+        t: flow time ``>= 0``.
+        beta: NPO's inverse temperature ``> 0``.
+        K: squared gradient norm ``> 0``. All three broadcast.
+
+    Returns:
+        The asymptote, a float for scalar inputs, else an array.
+    """
     s, log_s, beta = _s_and_log_s_array(t, beta, K)
     return scalar_out(-_log1p_s(s, log_s) / beta)
 
 
-def npo_log_ratio_bounds(t, *, beta, K) -> tuple[np.ndarray, np.ndarray]:
-    """Exact two-sided bounds ``(lo, hi)`` with ``lo <= npo_log_ratio <= hi``:
+def npo_log_ratio_bounds(
+    t: ArrayLike, *, beta: ArrayLike, K: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact two-sided bounds ``lo <= npo_log_ratio(t) <= hi``.
+
     ``lo = -(1/beta) log(1+s)`` (the asymptote), ``hi = -(1/beta) log(1 + s - log(1+s))``,
-    ``s = 2 beta K t``. From ``v = log(1 + s - v)`` and ``0 <= v <= log(1+s)``."""
+    ``s = 2 beta K t``; from ``v = log(1 + s - v)`` and ``0 <= v <= log(1+s)``.
+
+    Args:
+        t: flow time ``>= 0``.
+        beta: NPO's inverse temperature ``> 0``.
+        K: squared gradient norm ``> 0``. All three broadcast.
+
+    Returns:
+        ``(lo, hi)``, two arrays of the broadcast shape.
+    """
     s, log_s, beta = _s_and_log_s_array(t, beta, K)
     l1 = _log1p_s(s, log_s)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -191,10 +241,20 @@ def _log1p_s(s: np.ndarray, log_s: np.ndarray) -> np.ndarray:
         return np.where(s > _LARGE, log_s + np.log1p(np.exp(-log_s)), np.log1p(s))
 
 
-def npo_local_log_rate(t, *, beta, K) -> np.ndarray | float:
-    """Exact local divergence rate of the NPO flow per unit ``log t``:
-    ``-du/dlog t = t * 2K sigmoid(beta u(t))``. 0 at ``t = 0``, ``-> 1/beta`` as ``t -> inf``
-    (:func:`npo_log_rate`); GA's is ``K t``, unbounded."""
+def npo_local_log_rate(t: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.ndarray | float:
+    """The exact local divergence rate of NPO's flow per unit ``log t``.
+
+    ``-du/dlog t = t * 2K sigmoid(beta u(t))``: 0 at ``t = 0``, ``-> 1/beta`` as
+    ``t -> inf`` (:func:`npo_log_rate`). GA's is ``K t``, unbounded.
+
+    Args:
+        t: flow time ``>= 0``.
+        beta: NPO's inverse temperature ``> 0``.
+        K: squared gradient norm ``> 0``. All three broadcast.
+
+    Returns:
+        The rate, a float for scalar inputs, else an array.
+    """
     s, log_s, beta = _s_and_log_s_array(t, beta, K)
     v = omega_shift(s, log_s=log_s)
     # t * 2K * sigmoid(-v) = (s / beta) / (1 + e^v); v = log(1 + s - v) gives e^v = 1 + s - v.
@@ -203,32 +263,57 @@ def npo_local_log_rate(t, *, beta, K) -> np.ndarray | float:
     return scalar_out(ratio / beta)
 
 
-def npo_log_rate(beta) -> np.ndarray | float:
-    """Predicted long-time divergence rate of NPO: ``lim -du/dlog t = 1/beta``.
+def npo_log_rate(beta: ArrayLike) -> np.ndarray | float:
+    """NPO's predicted long-time divergence rate, ``lim -du/dlog t = 1/beta``.
 
     In the constant-kernel flow ``u(t) = -(1/beta) log t + O(1)`` whatever ``K`` (which only
-    shifts the curve along ``log t``), so a plot of the negated log-ratio against ``log t`` has
-    slope ``1/beta``; GA's has none (its drift is linear in ``t``). For the parameter drift of
-    Theorem 2 (:mod:`theory.logistic`), ``||X(theta_t - theta_init)|| ~ (sqrt(n_f)/beta) log t``,
-    the same ``1/beta`` per sample. This is the curve the synthetic beta-rate experiment
-    overlays. Vectorised over ``beta > 0``.
+    shifts the curve along ``log t``), so a plot of the negated log-ratio against ``log t``
+    has slope ``1/beta``; GA's has none (its drift is linear in ``t``). For the parameter drift
+    of Theorem 2 (:mod:`theory.logistic`),
+    ``||X(theta_t - theta_init)|| ~ (sqrt(n_f)/beta) log t``: the same ``1/beta`` per sample.
+    The synthetic ``beta-rate`` experiment overlays this curve.
+
+    Args:
+        beta: NPO's inverse temperature ``> 0`` (array-like).
+
+    Returns:
+        ``1/beta``, a float for a scalar, else an array.
     """
     beta = positive("beta", beta)
     return scalar_out(1.0 / beta)
 
 
-def ga_time_to_divergence(D, *, K) -> np.ndarray | float:
-    """Flow time for GA to reach ``u = -D``: ``t_GA(D) = D / K``. Vectorised, ``D >= 0``."""
+def ga_time_to_divergence(D: ArrayLike, *, K: ArrayLike) -> np.ndarray | float:
+    """The flow time for GA to reach ``u = -D``: ``t_GA(D) = D / K``.
+
+    Args:
+        D: divergence ``>= 0`` (array-like).
+        K: squared gradient norm ``> 0``.
+
+    Returns:
+        ``t_GA(D)``, a float for scalar inputs, else an array.
+    """
     D = nonnegative("D", D)
     K = positive("K", K)
     return scalar_out(D / K)
 
 
-def npo_time_to_divergence(D, *, beta, K) -> np.ndarray | float:
-    """Flow time for NPO to reach ``u = -D``: ``t_NPO(D) = (D + (e^{beta D} - 1)/beta) / (2K)``
-    (the implicit solution at ``u = -D``). ``t_NPO/t_GA = (1 + expm1(beta D)/(beta D)) / 2``
-    grows like ``e^{beta D} / (2 beta D)``: exponentially slower divergence. ``inf`` once
-    ``beta D > ~709`` (float64 overflow); use :func:`npo_log_time_to_divergence` there."""
+def npo_time_to_divergence(D: ArrayLike, *, beta: ArrayLike, K: ArrayLike) -> np.ndarray | float:
+    """The flow time for NPO to reach ``u = -D``.
+
+    ``t_NPO(D) = (D + (e^{beta D} - 1)/beta) / (2K)``, the implicit solution at ``u = -D``.
+    ``t_NPO/t_GA = (1 + expm1(beta D)/(beta D)) / 2`` grows like ``e^{beta D} / (2 beta D)``:
+    exponentially slower divergence. ``inf`` once ``beta D > ~709`` (float64 overflow); use
+    :func:`npo_log_time_to_divergence` there.
+
+    Args:
+        D: divergence ``>= 0``.
+        beta: NPO's inverse temperature ``> 0``.
+        K: squared gradient norm ``> 0``. All three broadcast.
+
+    Returns:
+        ``t_NPO(D)``, a float for scalar inputs, else an array.
+    """
     D = nonnegative("D", D)
     beta = positive("beta", beta)
     K = positive("K", K)
@@ -236,15 +321,29 @@ def npo_time_to_divergence(D, *, beta, K) -> np.ndarray | float:
         return scalar_out((D + np.expm1(beta * D) / beta) / (2.0 * K))
 
 
-def npo_log_time_to_divergence(D, *, beta, K) -> np.ndarray | float:
-    """``log t_NPO(D)``, finite for every finite ``D > 0`` (``-inf`` at ``D = 0``):
-    ``log(D + expm1(beta D)/beta) - log(2K)`` evaluated as a log-sum-exp."""
+def npo_log_time_to_divergence(
+    D: ArrayLike, *, beta: ArrayLike, K: ArrayLike
+) -> np.ndarray | float:
+    """The logarithm of :func:`npo_time_to_divergence`, finite for every finite ``D > 0``.
+
+    ``log(D + expm1(beta D)/beta) - log(2K)``, evaluated as a log-sum-exp (``-inf`` at
+    ``D = 0``).
+
+    Args:
+        D: divergence ``>= 0``.
+        beta: NPO's inverse temperature ``> 0``.
+        K: squared gradient norm ``> 0``. All three broadcast.
+
+    Returns:
+        ``log t_NPO(D)``, a float for scalar inputs, else an array.
+    """
     D = nonnegative("D", D)
     beta = positive("beta", beta)
     K = positive("K", K)
     x = beta * D
     with np.errstate(divide="ignore"):
-        # expm1(x) = e^x (1 - e^{-x}); log(D + expm1(x)/beta) = logaddexp(log D, log expm1(x) - log beta)
+        # expm1(x) = e^x (1 - e^{-x}), so
+        # log(D + expm1(x)/beta) = logaddexp(log D, log expm1(x) - log beta)
         log_em1 = np.where(
             x > 30.0, x + np.log1p(-np.exp(-x)), np.log(np.expm1(np.minimum(x, 30.0)))
         )

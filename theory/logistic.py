@@ -1,43 +1,12 @@
 """The paper's Theorem 2 (divergence speed of GA vs NPO in logistic regression), made checkable.
 
-Setting (Zhang et al. 2024, Theorem 2): ``pi_theta(y=1|x) = sigmoid(<x, theta>)``; ``n_f <= d``
-forget samples ``x_i`` (labels absorbed into ``x_i``, so every label is 1) with ``||x_i||`` in
-``[b_x, B_x]``, ``|<x_i, x_j>| <= C0/n_f`` for ``i != j``, ``||theta_init|| <= B_theta``;
-full-batch gradient descent with step ``eta`` on the empirical loss
-``(1/n_f) sum_i L_i`` with ``L_i = log p_i`` (GA) or ``(2/beta) softplus(beta log(p_i/p_i^0))``
-(NPO), ``p_i = sigmoid(z_i)``, ``z_i = <x_i, theta>``.
-
-**Exact iterates in the proof's coordinates** ``b_i = <x_i, theta_t - theta_init>``:
-``theta_t - theta_init`` stays in the span of the ``x_i``, so with the Gram matrix
-``G = X X^T`` and ``z_i = z_i^0 + b_i``,
-``b_{t+1} = b_t - (eta/n_f) G a_t`` where ``a_i = dL_i/dz_i`` is ``sigmoid(-z_i)`` (GA) or
-``W_i sigmoid(-z_i)`` with ``W_i = 2 sigmoid(beta (log p_i - log p_i^0))`` (NPO), and
-``||theta_t - theta_init||_{X^T X} = ||X(theta_t - theta_init)|| = ||b_t||_2`` (the drift).
-
-**Bounds with constants derived here** (:func:`theorem2_constants`), ``c = sigmoid(-B_x B_theta)``,
-``c0 = C0 (n_f - 1)/n_f``:
-
-- GA: while every ``b_i <= 0``, ``sigmoid(-z_i) in [c, 1]`` and ``(G a)_i`` lies in
-  ``[b_x^2 c - c0, B_x^2 + c0]``; if the lower end is positive every ``b_i`` decreases by that
-  much times ``eta/n_f`` per step, so ``||b_t|| in n_f^{-1/2} eta t [C1, C2]`` with
-  ``C1 = b_x^2 c - c0``, ``C2 = B_x^2 + c0`` (the theorem's GA statement).
-- NPO: with ``E_i = e^{-beta b_i}``, ``a_i E_i in [c, 2 c^{-beta}]`` (from
-  ``p/p^0 in [e^b, e^b / sigmoid(-z^0)]``). If all ``E_j`` lie in ``[1 + lam t, 1 + Lam t]``
-  with ``Lam/lam <= rho`` then ``E_i (G a)_i in [b_x^2 c - 2 c0 c^{-beta} rho, 2 c^{-beta}
-  (B_x^2 + c0 rho)]`` and ``E_{t+1} - E_t = E (e^x - 1)`` with ``x = beta (eta/n_f) (G a)_i <=
-  x_max = beta eta (B_x^2 + c0)/n_f``, which keeps the induction going when ``rho`` solves
-  ``rho (b_x^2 c - 2 c0 c^{-beta} rho) >= e^{x_max} 2 c^{-beta} (B_x^2 + c0 rho)``. Then
-  ``||b_t|| in (sqrt(n_f)/beta) [log(1 + C2 eta t/n_f), log(1 + C3 eta t/n_f)]`` with
-  ``C1 = 1/beta``, ``C2 = beta (b_x^2 c - 2 c0 c^{-beta} rho)``,
-  ``C3 = beta e^{x_max} 2 c^{-beta} (B_x^2 + c0 rho)``. The cross terms are bounded crudely, so a
-  ``rho`` exists only for small ``C0`` (:class:`Theorem2Constants` ``npo_feasible``); the
-  theorem's form is then also checked with constants fitted on some instances and early times
-  and tested on held-out instances and later times (:mod:`theory.theorem2`).
-
-**Typos of the paper's v1 corrected here**: the gradients displayed in Sec. 3 carry a spurious
-minus sign (the appendix derivation, used here, gives ``grad L_NPO = +W grad log pi``), and the
-proof's ``W_i`` drops the factor 2 (``W = 2 sigmoid(beta R) = 2 pi^beta/(pi^beta + pi_ref^beta)``,
-which is 1, not 1/2, at the start). The factor 2 only rescales NPO's constants.
+Binary logistic regression on ``n_f <= d`` forget samples with near-orthogonal inputs, full-batch
+gradient descent with step ``eta``: GA's drift ``||X(theta_t - theta_init)||`` grows linearly
+in ``t``, NPO's logarithmically. :func:`make_instances` draws instances that satisfy the
+assumptions exactly, :func:`gd_drift` runs exact gradient descent in the proof's coordinates
+``b_i = <x_i, theta_t - theta_init>``, and :func:`theorem2_constants` derives the constants of
+both bound families from the assumptions. The setting, the derivation of the constants and two
+corrected typos of the paper are on the page :doc:`/theory/theorem2`.
 """
 
 from __future__ import annotations
@@ -45,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit, log_expit
 
 from theory._validate import positive, positive_int
@@ -62,7 +32,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LogisticInstances:
-    """A batch of Theorem-2 instances: ``X`` (I, n_f, d), ``theta_init`` (I, d)."""
+    """A batch of Theorem-2 instances: inputs ``X`` (I, n_f, d), ``theta_init`` (I, d)."""
 
     X: np.ndarray
     theta_init: np.ndarray
@@ -95,6 +65,22 @@ def make_instances(
     ``(-C0/n_f, C0/n_f)``; the Gram matrix is positive definite because ``C0 < b_x^2``
     (Gershgorin), and ``X = [chol(G), 0] Q`` with ``Q`` a random rotation of ``R^d``.
     ``theta_init``: a random direction with norm uniform in ``[B_theta/2, B_theta]``.
+
+    Args:
+        n_instances: number of instances ``I``.
+        n_f: forget samples per instance.
+        d: input dimension, ``>= n_f``.
+        b_x: smallest input norm ``> 0``.
+        B_x: largest input norm, ``>= b_x``.
+        C0: off-diagonal bound, ``|<x_i, x_j>| <= C0/n_f``, in ``[0, b_x^2)``.
+        B_theta: bound on ``||theta_init||``.
+        seed: generator seed.
+
+    Returns:
+        The instances, ``X`` (I, n_f, d) and ``theta_init`` (I, d).
+
+    Raises:
+        ValueError: for an argument outside its range.
     """
     n_instances = positive_int("n_instances", n_instances)
     n_f = positive_int("n_f", n_f)
@@ -128,15 +114,29 @@ def gd_drift(
     *,
     eta: float,
     steps: int,
-    checkpoints,
+    checkpoints: ArrayLike,
     beta: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact full-batch GD iterates in the ``b`` coordinates, for GA (``beta=None``) or NPO.
+    """Exact full-batch gradient descent in the proof's coordinates, for GA or NPO.
 
-    Returns ``(drift, monotone)``: ``drift`` (I, P) is ``||b_t||_2`` at the integer steps
-    ``checkpoints`` (P,) in ``[0, steps]``, increasing; ``monotone`` (I,) says whether every
-    ``b_i`` decreased at every step (the proofs' standing hypothesis). float64, vectorised over
-    instances; one Python step per GD step (about 1e5 steps per second at ``n_f = 16``).
+    ``b_{t+1} = b_t - (eta/n_f) G a_t`` with ``G = X X^T`` and ``a_i = dL_i/dz_i``; the drift
+    is ``||X(theta_t - theta_init)|| = ||b_t||_2``. float64, vectorized over instances; one
+    Python step per GD step (about 1e5 steps per second at ``n_f = 16``).
+
+    Args:
+        inst: the instances.
+        eta: step size ``> 0``.
+        steps: number of GD steps.
+        checkpoints: increasing integer steps in ``[0, steps]`` at which to record, (P,).
+        beta: NPO's inverse temperature, or None for GA.
+
+    Returns:
+        ``(drift, monotone)``, where ``drift`` (I, P) is ``||b_t||_2`` at the checkpoints;
+        ``monotone`` (I,) says whether every ``b_i`` decreased at every step (the proofs'
+        standing hypothesis).
+
+    Raises:
+        ValueError: for a non-positive ``eta``, ``steps`` or ``beta``, or bad checkpoints.
     """
     eta = float(positive("eta", eta))
     steps = positive_int("steps", steps)
@@ -170,12 +170,13 @@ def gd_drift(
 
 @dataclass(frozen=True)
 class Theorem2Constants:
-    """Constants of the two bound families (module docstring).
+    """The constants of the two bound families (:doc:`/theory/theorem2`).
 
     GA: ``||b_t|| in n_f^{-1/2} eta t [ga_lower, ga_upper]`` (``ga_feasible`` when
     ``ga_lower > 0``). NPO: ``||b_t|| in npo_scale sqrt(n_f) [log(1 + npo_lower eta t/n_f),
     log(1 + npo_upper eta t/n_f)]`` with ``npo_scale = 1/beta`` (``npo_feasible`` when a ratio
-    ``rho`` exists; otherwise NPO's constants are NaN)."""
+    ``rho`` exists; otherwise NPO's constants are NaN).
+    """
 
     ga_lower: float
     ga_upper: float
@@ -190,7 +191,27 @@ class Theorem2Constants:
 def theorem2_constants(
     *, n_f: int, b_x: float, B_x: float, C0: float, B_theta: float, beta: float, eta: float
 ) -> Theorem2Constants:
-    """The bound constants derived from the assumptions (module docstring); never fitted."""
+    """The bound constants derived from the assumptions (never fitted).
+
+    With ``c = sigmoid(-B_x B_theta)`` and ``c0 = C0 (n_f - 1)/n_f``: GA's ``[C1, C2] =
+    [b_x^2 c - c0, B_x^2 + c0]``; NPO's ``C2``, ``C3`` from the smallest ratio ``rho`` that
+    keeps the induction going (:doc:`/theory/theorem2`).
+
+    Args:
+        n_f: forget samples.
+        b_x: smallest input norm.
+        B_x: largest input norm.
+        C0: off-diagonal bound (``|<x_i, x_j>| <= C0/n_f``), ``>= 0``.
+        B_theta: bound on ``||theta_init||``.
+        beta: NPO's inverse temperature.
+        eta: GD step size.
+
+    Returns:
+        Both families' constants and whether each is feasible.
+
+    Raises:
+        ValueError: for an argument outside its range.
+    """
     n_f = positive_int("n_f", n_f)
     b_x, B_x = float(positive("b_x", b_x)), float(positive("B_x", B_x))
     B_theta, beta = float(positive("B_theta", B_theta)), float(positive("beta", beta))
@@ -226,18 +247,41 @@ def theorem2_constants(
 
 
 def ga_band(
-    t, *, n_f: int, eta: float, lower: float, upper: float
+    t: ArrayLike, *, n_f: int, eta: float, lower: float, upper: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """GA's band ``n_f^{-1/2} eta t [lower, upper]`` at steps ``t``."""
+    """GA's band ``n_f^{-1/2} eta t [lower, upper]`` at steps ``t``.
+
+    Args:
+        t: GD steps, (P,).
+        n_f: forget samples.
+        eta: GD step size.
+        lower: the band's lower constant ``C1``.
+        upper: its upper constant ``C2``.
+
+    Returns:
+        ``(lo, hi)``, each (P,).
+    """
     t = np.asarray(t, dtype=np.float64)
     base = eta * t / np.sqrt(n_f)
     return lower * base, upper * base
 
 
 def npo_band(
-    t, *, n_f: int, eta: float, scale: float, lower: float, upper: float
+    t: ArrayLike, *, n_f: int, eta: float, scale: float, lower: float, upper: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """NPO's band ``scale sqrt(n_f) [log(1 + lower eta t/n_f), log(1 + upper eta t/n_f)]``."""
+    """NPO's band ``scale sqrt(n_f) [log(1 + lower eta t/n_f), log(1 + upper eta t/n_f)]``.
+
+    Args:
+        t: GD steps, (P,).
+        n_f: forget samples.
+        eta: GD step size.
+        scale: the prefactor ``C1`` (``1/beta`` in the proof).
+        lower: the lower constant ``C2``.
+        upper: the upper constant ``C3``.
+
+    Returns:
+        ``(lo, hi)``, each (P,).
+    """
     t = np.asarray(t, dtype=np.float64)
     base = scale * np.sqrt(n_f)
     return base * np.log1p(lower * eta * t / n_f), base * np.log1p(upper * eta * t / n_f)

@@ -1,30 +1,20 @@
 """Exact gradient flows of GA and NPO on one logistic sample.
 
 One forget sample with label 1, logit ``z = <x, theta>``, forget probability
-``p = sigmoid(z)``, ``z(0) = z0``, ``p0 = sigmoid(z0)``. Gradient flow with learning rate
-``eta`` moves the logit at ``z' = -k w(z)`` with ``k = eta ||x||^2`` and ``w = dL/dz``
-(``t`` counts steps of size ``eta``, as in gradient descent):
-
-- GA, ``L = log p``: ``z' = -k sigmoid(-z)``; ``z + e^z = z0 + e^{z0} - k t``, explicitly
-  ``z = c - W0(e^c)`` with ``c = z0 + e^{z0} - kt``; computed as ``z + expm1(z) = c - 1`` by
-  :func:`theory.flows.omega_shift`. ``z ~ c``: ``p`` decays like ``e^{-kt}``.
-- NPO, ``L = (2/beta) softplus(beta log(p/p0))``: ``z' = -k W sigmoid(-z)`` with
-  ``W = 2 p^beta/(p^beta + p0^beta)``. In ``p``:
-  ``2k t = int_p^{p0} [1/(q(1-q)^2) + p0^beta q^{-beta-1} (1-q)^{-2}] dq``
-  (:func:`theory.symbolic.logistic_npo_dt_dp`). For integer ``beta`` the integral is elementary
-  (:func:`theory.symbolic.logistic_npo_antiderivative`, derived with sympy); for any ``beta``
-  the substitution ``q = p0 e^{-v/beta}`` gives the overflow-free form
-  ``log(2 k beta t) = V + log int_0^V (e^{v-V} + e^{-V}) / (1 - p0 e^{-v/beta})^2 dv`` with
-  ``V = beta log(p0/p)``, evaluated by adaptive quadrature (QUADPACK) and inverted by Brent's
-  method inside the exact bracket ``log1p(k beta t (1-p0)^2) <= V <= log1p(2 k beta t)``.
-  Asymptote: ``z ~ -(1/beta) log(2 beta k t / p0^beta)``; ``p`` decays like ``t^{-1/beta}``.
+``p = sigmoid(z)``, ``z(0) = z0``; gradient flow with learning rate ``eta`` moves the logit at
+``z' = -k dL/dz`` with ``k = eta ||x||^2`` (``t`` counts steps of size ``eta``). GA's flow is
+a Lambert W (``p`` decays like ``e^{-kt}``); NPO's is an integral in ``p``, elementary for
+integer ``beta`` and evaluated by quadrature otherwise (``p`` decays like ``t^{-1/beta}``).
+The derivation is on the page :doc:`/theory/logistic_flow`.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.special import log_expit
@@ -43,26 +33,57 @@ __all__ = [
 _EPS = np.finfo(np.float64).eps
 
 
-def logistic_ga_logit(t, *, z0, k) -> np.ndarray | float:
-    """GA flow on one logistic sample: ``z(t)`` solving ``z + e^z = z0 + e^{z0} - k t``.
-    Vectorised (broadcasting) over ``t >= 0``, finite ``z0``, ``k > 0``."""
+def logistic_ga_logit(t: ArrayLike, *, z0: ArrayLike, k: ArrayLike) -> np.ndarray | float:
+    """GA's flow on one logistic sample: the logit ``z(t)`` solving ``z + e^z = z0 + e^{z0} - k t``.
+
+    Args:
+        t: flow time ``>= 0``.
+        z0: initial logit (finite).
+        k: ``eta ||x||^2 > 0``. All three broadcast.
+
+    Returns:
+        ``z(t)``, a float for scalar inputs, else an array.
+    """
     t = nonnegative("t", t)
     z0 = finite("z0", z0)
     k = positive("k", k)
     return scalar_out(omega_shift(z0 + np.expm1(z0) - k * t))
 
 
-def logistic_ga_logit_asymptote(t, *, z0, k) -> np.ndarray | float:
-    """``z ~ z0 + e^{z0} - k t`` as ``t -> inf`` (absolute error ``~ e^z -> 0``)."""
+def logistic_ga_logit_asymptote(t: ArrayLike, *, z0: ArrayLike, k: ArrayLike) -> np.ndarray | float:
+    """GA's asymptote ``z ~ z0 + e^{z0} - k t`` as ``t -> inf`` (absolute error ``~ e^z``).
+
+    Args:
+        t: flow time ``>= 0``.
+        z0: initial logit (finite).
+        k: ``eta ||x||^2 > 0``. All three broadcast.
+
+    Returns:
+        The asymptote, a float for scalar inputs, else an array.
+    """
     t = nonnegative("t", t)
     z0 = finite("z0", z0)
     k = positive("k", k)
     return scalar_out(z0 + np.exp(z0) - k * t)
 
 
-def logistic_npo_logit_asymptote(t, *, z0, k, beta) -> np.ndarray | float:
-    """``z ~ -(1/beta) log(2 beta k t / p0^beta) = log p0 - log(2 beta k t)/beta`` (``t > 0``);
-    the absolute (hence relative) error ``-> 0`` as ``t -> inf``."""
+def logistic_npo_logit_asymptote(
+    t: ArrayLike, *, z0: ArrayLike, k: ArrayLike, beta: ArrayLike
+) -> np.ndarray | float:
+    """NPO's asymptote ``z ~ -(1/beta) log(2 beta k t / p0^beta)`` as ``t -> inf``.
+
+    Equivalently ``log p0 - log(2 beta k t)/beta``; the absolute (hence relative) error
+    ``-> 0`` as ``t -> inf``.
+
+    Args:
+        t: flow time ``> 0``.
+        z0: initial logit (finite).
+        k: ``eta ||x||^2 > 0``.
+        beta: NPO's inverse temperature ``> 0``. All four broadcast.
+
+    Returns:
+        The asymptote, a float for scalar inputs, else an array.
+    """
     t = positive("t", t)
     z0 = finite("z0", z0)
     k = positive("k", k)
@@ -71,17 +92,31 @@ def logistic_npo_logit_asymptote(t, *, z0, k, beta) -> np.ndarray | float:
 
 
 def _beta_int(beta: float) -> int | None:
+    # beta as an int if it is one (to 1e-12 relative), else None
     n = round(beta)
     return n if n >= 1 and abs(beta - n) <= 1e-12 * n else None
 
 
-def logistic_npo_logit(t, *, z0, k, beta, method: str = "auto") -> np.ndarray | float:
-    """NPO flow on one logistic sample: the logit ``z(t)``, ``z(0) = z0`` (module docstring).
+def logistic_npo_logit(
+    t: ArrayLike, *, z0: float, k: float, beta: float, method: str = "auto"
+) -> np.ndarray | float:
+    """NPO's flow on one logistic sample: the logit ``z(t)``, ``z(0) = z0``.
 
-    ``method``: ``"closed"`` (integer ``beta`` only: the sympy-derived antiderivative, inverted
-    by safeguarded Newton, vectorised), ``"quad"`` (any ``beta``: quadrature + Brent, one root
-    per time point, ~10 ms each), ``"auto"`` (closed when ``beta`` is an integer).
-    ``t`` may be an array; ``z0``, ``k``, ``beta`` are scalars.
+    Args:
+        t: flow time ``>= 0`` (array-like).
+        z0: initial logit (a finite scalar).
+        k: ``eta ||x||^2 > 0`` (a scalar).
+        beta: NPO's inverse temperature ``> 0`` (a scalar).
+        method: ``"closed"`` (integer ``beta`` only: the sympy-derived antiderivative,
+            inverted by safeguarded Newton, vectorized), ``"quad"`` (any ``beta``: quadrature
+            and Brent, one root per time point, ~10 ms each) or ``"auto"`` (closed when
+            ``beta`` is an integer).
+
+    Returns:
+        ``z(t)``, a float for a scalar ``t``, else an array of its shape.
+
+    Raises:
+        ValueError: for an invalid argument, or ``"closed"`` with a non-integer ``beta``.
     """
     t = nonnegative("t", t)
     z0, k, beta = _scalars(z0=z0, k=k, beta=beta)
@@ -100,9 +135,25 @@ def logistic_npo_logit(t, *, z0, k, beta, method: str = "auto") -> np.ndarray | 
     return scalar_out(z)
 
 
-def logistic_npo_time(z, *, z0, k, beta, method: str = "auto") -> np.ndarray | float:
-    """The implicit solution read the other way: flow time at which NPO's logit reaches
-    ``z <= z0`` (closed form for integer ``beta``, quadrature otherwise)."""
+def logistic_npo_time(
+    z: ArrayLike, *, z0: float, k: float, beta: float, method: str = "auto"
+) -> np.ndarray | float:
+    """The flow time at which NPO's logit reaches ``z <= z0``: the implicit solution.
+
+    Args:
+        z: the logit reached, ``<= z0`` (array-like).
+        z0: initial logit (a finite scalar).
+        k: ``eta ||x||^2 > 0`` (a scalar).
+        beta: NPO's inverse temperature ``> 0`` (a scalar).
+        method: ``"closed"`` (integer ``beta`` only), ``"quad"`` or ``"auto"``, as in
+            :func:`logistic_npo_logit`.
+
+    Returns:
+        The flow time, a float for a scalar ``z``, else an array of its shape.
+
+    Raises:
+        ValueError: for an invalid argument or a ``z`` above ``z0``.
+    """
     z = finite("z", z)
     z0, k, beta = _scalars(z0=z0, k=k, beta=beta)
     if np.any(z > z0):
@@ -120,7 +171,7 @@ def logistic_npo_time(z, *, z0, k, beta, method: str = "auto") -> np.ndarray | f
     return scalar_out(_closed_two_kt(V, lp0, n) / (2.0 * k))
 
 
-def _scalars(**kw) -> tuple[float, float, float]:
+def _scalars(**kw: Any) -> tuple[float, float, float]:
     z0 = finite("z0", kw["z0"])
     k = positive("k", kw["k"])
     beta = positive("beta", kw["beta"])
@@ -134,7 +185,7 @@ def _scalars(**kw) -> tuple[float, float, float]:
 
 
 def _log_two_kbt_quad(V: float, lp0: float, beta: float) -> float:
-    """``log(2 k beta t)`` at ``V`` (``-inf`` at ``V = 0``)."""
+    # log(2 k beta t) at V (-inf at V = 0)
     if V <= 0.0:
         return -np.inf
 
@@ -147,7 +198,7 @@ def _log_two_kbt_quad(V: float, lp0: float, beta: float) -> float:
     return V + np.log(val)
 
 
-def _bracket(t, lp0: float, k: float, beta: float):
+def _bracket(t: Any, lp0: float, k: float, beta: float) -> tuple[Any, Any]:
     one_minus_p0 = -np.expm1(lp0)
     return np.log1p(k * beta * t * one_minus_p0**2), np.log1p(2.0 * k * beta * t)
 
@@ -167,9 +218,9 @@ def _solve_v_quad(t: float, lp0: float, k: float, beta: float) -> float:
 
 
 @lru_cache(maxsize=32)
-def _antiderivative_fn(n: int):
-    """``A(p, q, log p, log q, p0)`` lambdified from :func:`logistic_npo_antiderivative` with
-    ``q = 1 - p`` passed separately (no cancellation in ``1 - p`` for ``p`` near 1)."""
+def _antiderivative_fn(n: int) -> Any:
+    # A(p, q, log p, log q, p0) lambdified from theory.symbolic.logistic_npo_antiderivative,
+    # with q = 1 - p passed separately (no cancellation in 1 - p for p near 1)
     import sympy as sp
 
     from theory.symbolic import logistic_npo_antiderivative, p, p0
@@ -180,8 +231,8 @@ def _antiderivative_fn(n: int):
     return sp.lambdify((p, q, lp, lq, p0), expr, modules="numpy")
 
 
-def _closed_two_kt(V, lp0: float, n: int) -> np.ndarray:
-    """``2 k t = A(p0) - A(p)`` with ``log p = lp0 - V/n``."""
+def _closed_two_kt(V: Any, lp0: float, n: int) -> np.ndarray:
+    # 2 k t = A(p0) - A(p) with log p = lp0 - V/n
     A = _antiderivative_fn(n)
     p0 = np.exp(lp0)
     log_p = lp0 - np.asarray(V, dtype=np.float64) / n
@@ -191,8 +242,8 @@ def _closed_two_kt(V, lp0: float, n: int) -> np.ndarray:
 
 
 def _solve_v_closed(t: np.ndarray, lp0: float, k: float, n: int) -> np.ndarray:
-    """Newton on ``G(V) = A(p0) - A(p(V)) - 2kt`` (increasing and convex in ``V``) from the
-    upper end of the exact bracket, clamped to the bracket; monotone convergence."""
+    # Newton on G(V) = A(p0) - A(p(V)) - 2kt (increasing and convex in V) from the upper end
+    # of the exact bracket, clamped to the bracket; monotone convergence
     lo, hi = _bracket(t, lp0, k, float(n))
     V = hi.copy()
     target = 2.0 * k * t

@@ -1,19 +1,27 @@
-"""Figures of the theory. Every function takes data from a ``run_*`` function and returns a
-matplotlib ``Figure``; none calls ``show()`` or ``savefig`` (:mod:`theory.figures` writes them
-through :mod:`npo.results`). ``ax``: ``None`` (a new figure) or the Axes to draw into (a pair
-where the figure has two panels, three for :func:`plot_optimizers`)."""
+"""Figures of the theory: each function draws the data of a ``run_*`` function.
+
+Every function returns a matplotlib ``Figure`` and never calls ``show()`` or ``savefig``
+(:mod:`theory.figures` writes them through :mod:`npo.results`). ``ax`` is ``None`` (a new
+figure) or the Axes to draw into: a pair where the figure has two panels, three for
+:func:`plot_optimizer_dynamics`. matplotlib is imported when a figure is made.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from theory.curves import DivergenceTimeData, LogRatioData, OptimizerData
+from theory.curves import DivergenceTimeData, LogRatioData, OptimizerDynamicsData
 from theory.theorem2 import Theorem2Data
 
-__all__ = ["plot_divergence_time", "plot_log_ratio", "plot_optimizers", "plot_theorem2"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_divergence_time", "plot_log_ratio", "plot_optimizer_dynamics", "plot_theorem2"]
 
 
-def _axes(ax, n: int, size: tuple[float, float]):
+def _axes(ax: Any, n: int, size: tuple[float, float]) -> tuple[Any, list[Any]]:
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -25,9 +33,18 @@ def _axes(ax, n: int, size: tuple[float, float]):
     return axes[0].figure, axes
 
 
-def plot_log_ratio(data: LogRatioData, ax=None):
-    """``u(t) = log(pi/pi_ref)`` of GA and NPO (several beta) on linear and log time axes, with
-    NPO's asymptote ``-(1/beta) log(1 + 2 beta K t)`` dashed."""
+def plot_log_ratio(data: LogRatioData, ax: Any = None) -> Figure:
+    """GA's and NPO's ``u(t) = log(pi/pi_ref)`` on linear and log time axes.
+
+    One line per beta, with NPO's asymptote ``-(1/beta) log(1 + 2 beta K t)`` dashed.
+
+    Args:
+        data: from :func:`theory.curves.run_log_ratio`.
+        ax: None, or a pair of Axes.
+
+    Returns:
+        The figure.
+    """
     fig, (a_lin, a_log) = _axes(ax, 2, (11, 4.2))
     c = data.config
     a_lin.plot(data.t_lin, data.ga_lin, "k", lw=2, label="GA: -K t")
@@ -58,9 +75,19 @@ def plot_log_ratio(data: LogRatioData, ax=None):
     return fig
 
 
-def plot_divergence_time(data: DivergenceTimeData, ax=None):
-    """``log10 t(D)``: flow time for the log-ratio to reach ``-D``, GA (``D/K``) against NPO
-    (``(D + (e^{beta D} - 1)/beta)/(2K)``): NPO's grows linearly in ``D`` on this axis."""
+def plot_divergence_time(data: DivergenceTimeData, ax: Any = None) -> Figure:
+    """``log10 t(D)``, the flow time for the log-ratio to reach ``-D``: GA against NPO.
+
+    GA's is ``D/K``, NPO's ``(D + (e^{beta D} - 1)/beta)/(2K)``, which grows linearly in ``D``
+    on this axis.
+
+    Args:
+        data: from :func:`theory.curves.run_divergence_time`.
+        ax: None, or one Axes.
+
+    Returns:
+        The figure.
+    """
     fig, (a,) = _axes(ax, 1, (6, 4.2))
     a.plot(data.D, data.log10_ga, "k", lw=2, label="GA: D/K")
     for i, beta in enumerate(data.config.betas):
@@ -78,10 +105,19 @@ def plot_divergence_time(data: DivergenceTimeData, ax=None):
     return fig
 
 
-def plot_theorem2(data: Theorem2Data, ax=None):
-    """Theorem 2: ``||X(theta_t - theta_init)||`` for GA (log-log) and NPO (log t), fitting
-    instances solid, held-out dashed; derived bands as black dashed lines, fitted bands shaded
-    (the fitting range ``t <= fit_steps`` marked)."""
+def plot_theorem2(data: Theorem2Data, ax: Any = None) -> Figure:
+    """Theorem 2: the drift ``||X(theta_t - theta_init)||`` of GA (log-log) and NPO (log t).
+
+    Fitting instances solid, held-out instances dashed; derived bands as black dashed lines,
+    fitted bands shaded, the fitting range ``t <= fit_steps`` marked.
+
+    Args:
+        data: from :func:`theory.theorem2.run_theorem2`.
+        ax: None, or a pair of Axes.
+
+    Returns:
+        The figure.
+    """
     fig, (a_ga, a_npo) = _axes(ax, 2, (11, 4.4))
     t = data.steps
     for a, drift, proof, fit, name in (
@@ -119,10 +155,20 @@ def plot_theorem2(data: Theorem2Data, ax=None):
     return fig
 
 
-def plot_optimizers(data: OptimizerData, ax=None):
-    """Divergence ``-u`` against steps (log-log) of one forget example: gradient descent (GA
-    linear, NPO logarithmic), sign descent (GA = NPO, linear) and Adam (GA linear; NPO linear
-    at the predicted capped rate without eps, logarithmic again below the eps crossover)."""
+def plot_optimizer_dynamics(data: OptimizerDynamicsData, ax: Any = None) -> Figure:
+    """The divergence ``-u`` of one forget example against steps (log-log), per optimizer.
+
+    Gradient descent (GA linear, NPO logarithmic), sign descent (GA = NPO, linear) and Adam
+    (GA linear; NPO linear at the predicted capped rate without ``eps``, logarithmic again
+    below the ``eps`` crossover).
+
+    Args:
+        data: from :func:`theory.curves.run_optimizer_dynamics`.
+        ax: None, or three Axes.
+
+    Returns:
+        The figure.
+    """
     fig, (a_gd, a_sign, a_adam) = _axes(ax, 3, (15, 4.4))
     n = data.steps
     a_gd.plot(n, -data.gd_ga, "k", label="GA")

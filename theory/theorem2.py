@@ -13,7 +13,8 @@ full-batch GD for GA and NPO to ``config.steps`` (>= 1e5 by default), and holds 
   fitting instances at later steps. A band is never checked on the points it was fitted to.
 
 It also records, per instance, the R^2 of a linear fit of GA's drift against ``t`` and the
-verdicts of :func:`theory.divergence.fit_divergence` on both drifts.
+verdicts of :func:`theory.divergence.fit_divergence` on both drifts. The theorem and its
+constants: :doc:`/theory/theorem2`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from theory._validate import positive, positive_int
+from npo.validate import check_fields
 from theory.divergence import fit_divergence
 from theory.logistic import (
     Theorem2Constants,
@@ -38,6 +39,8 @@ __all__ = ["Theorem2Config", "Theorem2Data", "run_theorem2"]
 
 @dataclass(frozen=True)
 class Theorem2Config:
+    """Options of :func:`run_theorem2`: the instances, the GD run and the fitted bands."""
+
     n_instances: int = field(default=8, metadata={"help": "instances (fitting + held-out)"})
     fit_instances: int = field(default=4, metadata={"help": "instances the fitted bands use"})
     n_f: int = field(default=16, metadata={"help": "forget samples per instance"})
@@ -55,9 +58,8 @@ class Theorem2Config:
     seed: int = field(default=0, metadata={"help": "instance generator seed"})
 
     def __post_init__(self) -> None:
-        for name in ("n_instances", "n_f", "d", "steps", "fit_steps", "points"):
-            positive_int(name, getattr(self, name))
-        positive_int("fit_instances", self.fit_instances)
+        names = ("n_instances", "n_f", "d", "steps", "fit_steps", "points", "fit_instances")
+        check_fields(self, at_least_1=names)
         if self.fit_instances >= self.n_instances:
             raise ValueError(
                 f"fit_instances ({self.fit_instances}) must be < n_instances "
@@ -65,8 +67,7 @@ class Theorem2Config:
             )
         if self.d < self.n_f:
             raise ValueError(f"need d >= n_f, got d={self.d}, n_f={self.n_f}")
-        for name in ("b_x", "B_x", "B_theta", "beta", "eta"):
-            positive(name, getattr(self, name))
+        check_fields(self, positive=("b_x", "B_x", "B_theta", "beta", "eta"))
         if self.b_x > self.B_x:
             raise ValueError(f"need b_x <= B_x, got {self.b_x} > {self.B_x}")
         if not (np.isfinite(self.C0) and 0 <= self.C0 < self.b_x**2):
@@ -86,11 +87,14 @@ class Theorem2Config:
 
 @dataclass(frozen=True)
 class Theorem2Data:
-    """Result of :func:`run_theorem2`. Shapes: ``steps`` (P,); ``*_drift``, ``*_implied`` and
-    ``check_mask`` (I, P); ``*_band_*`` (2, P) = (lower, upper); per-instance flags (I,).
+    """The result of :func:`run_theorem2`.
 
-    ``ga_implied = drift sqrt(n_f)/(eta t)``, ``npo_implied = n_f expm1(beta drift/sqrt(n_f))/(eta t)``
-    are the constants each point implies; ``ga_fit``/``npo_fit`` the fitted (lower, upper).
+    Shapes: ``steps`` (P,); ``*_drift``, ``*_implied`` and ``check_mask`` (I, P); ``*_band_*``
+    (2, P) = (lower, upper); per-instance flags (I,).
+
+    ``ga_implied = drift sqrt(n_f)/(eta t)`` and
+    ``npo_implied = n_f expm1(beta drift/sqrt(n_f))/(eta t)`` are the constants each point
+    implies; ``ga_fit``/``npo_fit`` the fitted (lower, upper).
     ``*_inside_proof``: inside the derived band at every step (NPO: False when infeasible);
     ``*_inside_fit``: inside the fitted band at every checked point (``check_mask``).
     """
@@ -120,6 +124,11 @@ class Theorem2Data:
     monotone: np.ndarray
 
     def summary(self) -> str:
+        """The study in six lines: the constants, the band checks and the verdicts.
+
+        Returns:
+            The lines, joined by newlines.
+        """
         p, c = self.proof, self.config
         chk = self.check_mask
         lines = [
@@ -141,7 +150,8 @@ class Theorem2Data:
             f"[{self.npo_implied[chk].min():.4g}, {self.npo_implied[chk].max():.4g}]",
             f"GA linear-fit R^2 min {self.ga_r2.min():.6f}; verdicts GA "
             f"{sorted(set(self.ga_verdicts))}, NPO {sorted(set(self.npo_verdicts))}; "
-            f"all b_i decreasing: GA {bool(self.monotone[0].all())}, NPO {bool(self.monotone[1].all())}",
+            f"all b_i decreasing: GA {bool(self.monotone[0].all())}, "
+            f"NPO {bool(self.monotone[1].all())}",
         ]
         return "\n".join(lines)
 
@@ -154,8 +164,26 @@ def _inside(d: np.ndarray, band: np.ndarray, mask: np.ndarray | None = None) -> 
     return np.all(ok, axis=1)
 
 
+def _bands(
+    c: Theorem2Config, t: np.ndarray, ga: tuple, npo: tuple, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    # GA's and NPO's bands (2, P) at steps t for the constants (lower, upper)
+    ga_b = np.stack(ga_band(t, n_f=c.n_f, eta=c.eta, lower=ga[0], upper=ga[1]))
+    npo_b = np.stack(npo_band(t, n_f=c.n_f, eta=c.eta, scale=scale, lower=npo[0], upper=npo[1]))
+    return ga_b, npo_b
+
+
 def run_theorem2(config: Theorem2Config = Theorem2Config()) -> Theorem2Data:
-    """Run the study (module docstring). About 2-3 s at the default size (1e5 steps)."""
+    """Run the Theorem-2 study: exact GD on generated instances against both bound families.
+
+    About 2-3 s at the default size (1e5 steps).
+
+    Args:
+        config: the instances, the GD run and the fitted bands.
+
+    Returns:
+        The drifts, the bands, the checks and the verdicts (:class:`Theorem2Data`).
+    """
     c = config
     inst = make_instances(
         c.n_instances,
@@ -184,23 +212,10 @@ def run_theorem2(config: Theorem2Config = Theorem2Config()) -> Theorem2Data:
     proof = theorem2_constants(
         n_f=c.n_f, b_x=c.b_x, B_x=c.B_x, C0=c.C0, B_theta=c.B_theta, beta=c.beta, eta=c.eta
     )
-    ga_band_proof = np.stack(
-        ga_band(t, n_f=c.n_f, eta=c.eta, lower=proof.ga_lower, upper=proof.ga_upper)
+    ga_band_proof, npo_band_proof = _bands(
+        c, t, (proof.ga_lower, proof.ga_upper), (proof.npo_lower, proof.npo_upper), proof.npo_scale
     )
-    npo_band_proof = np.stack(
-        npo_band(
-            t,
-            n_f=c.n_f,
-            eta=c.eta,
-            scale=proof.npo_scale,
-            lower=proof.npo_lower,
-            upper=proof.npo_upper,
-        )
-    )
-    ga_band_fit = np.stack(ga_band(t, n_f=c.n_f, eta=c.eta, lower=ga_fit[0], upper=ga_fit[1]))
-    npo_band_fit = np.stack(
-        npo_band(t, n_f=c.n_f, eta=c.eta, scale=1.0 / c.beta, lower=npo_fit[0], upper=npo_fit[1])
-    )
+    ga_band_fit, npo_band_fit = _bands(c, t, ga_fit, npo_fit, 1.0 / c.beta)
     ga_fits = [fit_divergence(t, row) for row in ga]
     npo_fits = [fit_divergence(t, row) for row in npo]
     return Theorem2Data(

@@ -1,19 +1,19 @@
-"""TOFU in miniature: unlearning a tiny transformer on generated fictitious authors.
+"""TOFU in miniature: the task's options, its data and its fine-tuned models.
 
 The paper's TOFU claims (GA collapses; NPO-based methods keep a better forget-quality /
 utility trade-off; NPO+RT unlearns large forget sets) are made on 7B models. Here they run in
-minutes on a CPU, on data whose truth is known by construction (:mod:`synthetic.authors`), and
-through the LLM path itself (:mod:`npo.llm.train`, :mod:`npo.llm.evaluate`, the same kernels).
+minutes on a CPU, on data whose truth is known by construction
+(:mod:`synthetic.transformer.authors`), and through the LLM path itself (``npo.llm.train``,
+``npo.llm.evaluate``, the same kernels).
 
 1. Generate the authors and write TOFU's split files (``eval/``), plus the fine-tuning data
-   (``train/``: every split with the utility facts added, the model's "pre-training knowledge",
-   so model utility is measurable).
-2. Fine-tune a tiny Llama on ``train/full`` until it has memorised the answers (memorisation
-   accuracy reported) and a retain model on each ``train/retainYY``; cached on disk by config.
-3. Unlearn each forget split with each method (constant learning rate, no weight decay),
-   evaluating every ``eval_every`` steps without generation and with generation at the end.
-4. Divergence study: GA and NPO under SGD and AdamW (and NPO over beta) without clipping; the
-   parameter drift is classified by :func:`theory.dynamics.fit_divergence`.
+   (``train/``: every split with the utility facts added, the model's "pre-training
+   knowledge", so model utility is measurable): :func:`prepare_data`.
+2. Fine-tune a tiny Llama on ``train/full`` until it has memorized the answers (memorization
+   accuracy reported) and a retain model on each ``train/retainYY``; cached on disk by
+   config: :func:`train_models`.
+3. Unlearn each forget split with each method, and run the divergence study
+   (:mod:`synthetic.transformer.runs`).
 """
 
 from __future__ import annotations
@@ -22,37 +22,52 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from npo.objectives import PRESETS
-from synthetic.authors import AuthorsConfig, generate_authors, split_authors
+from npo.results import atomic_write_text, write_jsonl
+from npo.validate import check_fields, one_of, positive
+from synthetic.transformer.authors import AuthorsConfig, generate_authors
+from synthetic.transformer.tofu_files import write_tofu_splits
 
 __all__ = [
     "ALL_METHODS",
     "MAIN_METHODS",
+    "ResolvedTransformerConfig",
     "TransformerConfig",
     "cache_key",
     "default_cache_dir",
-    "memorisation_accuracy",
+    "memorization_accuracy",
     "prepare_data",
     "run_key",
     "train_models",
 ]
 
 MAIN_METHODS = ("ga", "ga+rt", "npo", "npo+rt", "idk+rt")
-ALL_METHODS = ("ga", "ga+rt", "ga+kl", "npo", "npo+rt", "npo+kl", "simnpo+rt", "dpo+rt", "idk+rt")
+ALL_METHODS = (
+    "ga",
+    "ga+rt",
+    "ga+kl",
+    "npo",
+    "npo+rt",
+    "npo+kl",
+    "simnpo+rt",
+    "dpo+rt",
+    "idk+rt",
+)
 CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """The small-transformer experiment. ``None`` fields take the quick or full default."""
+    """The small-transformer experiment's options; ``None`` fields take the quick or full default.
 
-    quick: bool = field(default=False, metadata={"help": "CPU-sized run (about 3 minutes)"})
+    :meth:`resolved` fills them in.
+    """
+
+    quick: bool = field(default=False, metadata={"help": "CPU-sized run (a few minutes)"})
     n_authors: int | None = field(default=None, metadata={"help": "authors (quick 30, full 40)"})
     qa_per_author: int | None = field(
         default=None, metadata={"help": "questions per author (quick 12, full 16)"}
@@ -65,7 +80,7 @@ class TransformerConfig:
     )
     optimizer: str = field(default="adamw", metadata={"help": "adamw or sgd"})
     lr: float | None = field(
-        default=None, metadata={"help": "unlearning lr (adamw 1e-3, sgd 5e-3)"}
+        default=None, metadata={"help": "unlearning lr (adamw 5e-4, sgd 5e-3)"}
     )
     beta: float = field(default=0.1, metadata={"help": "NPO/SimNPO/DPO beta (the paper's 0.1)"})
     retain_weight: float = field(default=1.0, metadata={"help": "retain NLL weight"})
@@ -73,7 +88,7 @@ class TransformerConfig:
         default=5.0, metadata={"help": "retain NLL weight at forget >= 50% (the paper's 5)"}
     )
     steps: int | None = field(
-        default=None, metadata={"help": "unlearning steps (quick 100, full 300)"}
+        default=None, metadata={"help": "unlearning steps (quick 150, full 300)"}
     )
     eval_every: int = field(default=10, metadata={"help": "evaluate every N unlearning steps"})
     batch_size: int = field(default=16, metadata={"help": "unlearning batch (forget sequences)"})
@@ -86,7 +101,7 @@ class TransformerConfig:
     drift_betas: tuple[float, ...] = field(
         default=(0.1, 1.0), metadata={"help": "NPO betas of the divergence study"}
     )
-    seed: int = field(default=0, metadata={"help": "data, initialisation and order seed"})
+    seed: int = field(default=0, metadata={"help": "data, initialization and order seed"})
     cache_dir: str = field(
         default_factory=lambda: default_cache_dir(),
         metadata={"help": "where data, models and runs are cached ($NPO_CACHE_DIR/transformer)"},
@@ -94,36 +109,30 @@ class TransformerConfig:
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
 
     def __post_init__(self) -> None:
-        for name in ("n_authors", "qa_per_author", "steps", "hidden", "layers", "drift_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        for name in ("eval_every", "batch_size", "finetune_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be adamw or sgd, got {self.optimizer!r}")
+        sizes = ("n_authors", "qa_per_author", "steps", "hidden", "layers")
+        check_fields(self, at_least_1=(*sizes, "eval_every", "batch_size", "finetune_epochs"))
+        # fit_divergence needs two decades of steps
+        check_fields(self, at_least_100=("drift_steps",))
+        one_of("optimizer", self.optimizer, ("adamw", "sgd"))
         for m in self.methods or ():
             if m not in PRESETS:
                 raise ValueError(f"unknown method {m!r}; valid: {sorted(PRESETS)}")
-        for name in ("lr", "beta", "retain_weight", "large_retain_weight"):
-            value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite positive number, got {value}")
+        check_fields(self, positive=("lr", "beta", "retain_weight", "large_retain_weight"))
         for b in self.drift_betas:
-            if not (np.isfinite(b) and b > 0):
-                raise ValueError(f"drift_betas must be positive, got {self.drift_betas}")
+            positive("drift_betas", b)
         for p in self.splits or ():
             if not 0 < p < 100:
                 raise ValueError(f"splits are forget percentages in (0, 100), got {p}")
-        if self.drift_steps is not None and self.drift_steps < 100:
-            raise ValueError(f"drift_steps must be >= 100 (two decades), got {self.drift_steps}")
 
-    def resolved(self) -> TransformerConfig:
-        """Every ``None`` replaced by its quick or full default."""
+    def resolved(self) -> ResolvedTransformerConfig:
+        """This config with every ``None`` replaced by its quick or full default.
+
+        Returns:
+            The same options with every size filled in.
+        """
         q = self.quick
-        return replace(
-            self,
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(
             n_authors=self.n_authors or (30 if q else 40),
             qa_per_author=self.qa_per_author or (12 if q else 16),
             splits=tuple(self.splits or ((10, 20, 50) if q else (5, 10, 20, 50, 90))),
@@ -134,18 +143,58 @@ class TransformerConfig:
             layers=self.layers or (2 if q else 4),
             drift_steps=self.drift_steps or (300 if q else 1000),
         )
+        return ResolvedTransformerConfig(**values)
 
     def retain_weight_for(self, percent: int) -> float:
+        """The retain NLL weight of a forget split (the paper's larger weight from 50%).
+
+        Args:
+            percent: the forget percentage.
+
+        Returns:
+            ``large_retain_weight`` from 50%, else ``retain_weight``.
+        """
         return self.large_retain_weight if percent >= 50 else self.retain_weight
 
 
+@dataclass(frozen=True, kw_only=True)
+class ResolvedTransformerConfig(TransformerConfig):
+    """A :class:`TransformerConfig` with every size filled in (:meth:`~TransformerConfig.resolved`).
+
+    The same fields in the same order (so ``asdict`` and the cache keys are the same); only
+    their types say that none is ``None``.
+    """
+
+    n_authors: int
+    qa_per_author: int
+    splits: tuple[int, ...]
+    methods: tuple[str, ...]
+    lr: float
+    steps: int
+    hidden: int
+    layers: int
+    drift_steps: int
+
+
 def default_cache_dir() -> str:
-    """``$NPO_CACHE_DIR/transformer`` (``NPO_CACHE_DIR`` defaults to ``.npo-cache``)."""
+    """The task's default cache directory.
+
+    Returns:
+        ``$NPO_CACHE_DIR/transformer`` (``NPO_CACHE_DIR`` defaults to ``.npo-cache``).
+    """
     return str(Path(os.environ.get("NPO_CACHE_DIR", ".npo-cache")) / "transformer")
 
 
 def run_key(config: TransformerConfig) -> str:
-    """Key of everything that changes results (not where the cache lives, not progress bars)."""
+    """The cache key of everything that changes the results.
+
+    Args:
+        config: the options (resolved here); where the cache lives and progress bars do not
+            enter.
+
+    Returns:
+        A 16-hex-digit key.
+    """
     settings = {
         k: v for k, v in asdict(config.resolved()).items() if k not in ("cache_dir", "progress")
     }
@@ -153,22 +202,31 @@ def run_key(config: TransformerConfig) -> str:
 
 
 def cache_key(*parts: Any) -> str:
+    """A short digest of JSON-able ``parts`` (and the cache version).
+
+    Args:
+        *parts: what the cached item depends on.
+
+    Returns:
+        A 16-hex-digit key.
+    """
     text = json.dumps([CACHE_VERSION, *parts], sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def _jsonl(path: Path, rows: list[dict]) -> None:
-    from npo.results import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
 def prepare_data(config: TransformerConfig) -> tuple[Path, Path, dict]:
-    """Generate the authors and write ``eval/`` (TOFU's files) and ``train/`` (the fine-tuning
-    splits with the utility facts added) under the cache; returns the two directories and the
-    split report (which forget percentages were written, which skipped and why)."""
-    from synthetic.figures import write_tofu_splits
+    """Generate the authors and write their TOFU files and fine-tuning splits under the cache.
 
+    ``eval/`` holds TOFU's files (:func:`~synthetic.transformer.tofu_files.write_tofu_splits`),
+    ``train/`` the fine-tuning splits with the utility facts added.
+
+    Args:
+        config: the options (resolved here).
+
+    Returns:
+        ``(train_dir, eval_dir, report)``; the report says which forget percentages were
+        written (``{"written": {percent: n_authors}}``), which skipped and why.
+    """
     c = config.resolved()
     authors = AuthorsConfig(n_authors=c.n_authors, qa_per_author=c.qa_per_author, seed=c.seed)
     root = Path(c.cache_dir) / f"data-{cache_key(asdict(authors), c.splits)}"
@@ -182,21 +240,28 @@ def prepare_data(config: TransformerConfig) -> tuple[Path, Path, dict]:
     utility = [{"question": r["question"], "answer": r["answer"]} for r in data.real_authors]
     utility += [{"question": r["question"], "answer": r["answer"]} for r in data.world_facts]
     qa = [{"question": r["question"], "answer": r["answer"]} for r in data.rows]
-    _jsonl(train_dir / "full.json", qa + utility)
-    for pct in report["written"]:
-        count = split_authors(c.n_authors, int(pct))
-        _jsonl(
-            train_dir / f"retain{100 - int(pct):02d}.json",
-            qa[: (c.n_authors - count) * c.qa_per_author] + utility,
-        )
+    write_jsonl(train_dir / "full.json", qa + utility)
+    for pct, count in report["written"].items():
+        kept = qa[: (c.n_authors - count) * c.qa_per_author]
+        write_jsonl(train_dir / f"retain{100 - int(pct):02d}.json", kept + utility)
     shutil.copy(eval_dir / "idontknow.jsonl", train_dir / "idontknow.jsonl")
     report = {**report, "written": {str(k): v for k, v in report["written"].items()}}
-    report_path.write_text(json.dumps(report))
+    atomic_write_text(report_path, json.dumps(report))
     return train_dir, eval_dir, report
 
 
-def memorisation_accuracy(model: Any, tokenizer: Any, data: str | Path, split: str) -> float:
-    """Fraction of answer tokens the model predicts exactly (argmax, teacher forcing)."""
+def memorization_accuracy(model: Any, tokenizer: Any, data: str | Path, split: str) -> float:
+    """The fraction of answer tokens the model predicts exactly (argmax, teacher forcing).
+
+    Args:
+        model: a causal language model.
+        tokenizer: its tokenizer.
+        data: a TOFU-format data directory.
+        split: the split to score.
+
+    Returns:
+        The accuracy in ``[0, 1]``.
+    """
     import torch
 
     from npo.llm.data import collate, encode_qa, read_split
@@ -220,7 +285,7 @@ def memorisation_accuracy(model: Any, tokenizer: Any, data: str | Path, split: s
 
 
 def _finetune(
-    c: TransformerConfig, train_dir: Path, split: str, out: Path, tokenizer: str | None
+    c: ResolvedTransformerConfig, train_dir: Path, split: str, out: Path, tokenizer: str | None
 ) -> Path:
     from npo.llm.config import FinetuneConfig
     from npo.llm.train import finetune
@@ -229,20 +294,43 @@ def _finetune(
         return out / "model"
     shutil.rmtree(out, ignore_errors=True)
     cfg = FinetuneConfig(
-        init="tiny-llama", tokenizer=tokenizer, data=str(train_dir), split=split, out=str(out),
-        epochs=c.finetune_epochs, lr=3e-3, batch_size=32, lr_schedule="constant",
-        warmup_epochs=0, weight_decay=0.0, checkpoint_every=0, drift_every=0, seed=c.seed,
-        tiny_hidden_size=c.hidden, tiny_intermediate_size=3 * c.hidden, tiny_layers=c.layers,
-        tiny_vocab_size=512, max_length=256, progress=c.progress,
-    )  # fmt: skip
+        init="tiny-llama",
+        tokenizer=tokenizer,
+        data=str(train_dir),
+        split=split,
+        out=str(out),
+        epochs=c.finetune_epochs,
+        lr=3e-3,
+        batch_size=32,
+        lr_schedule="constant",
+        warmup_epochs=0,
+        weight_decay=0.0,
+        checkpoint_every=0,
+        drift_every=0,
+        seed=c.seed,
+        tiny_hidden_size=c.hidden,
+        tiny_intermediate_size=3 * c.hidden,
+        tiny_layers=c.layers,
+        tiny_vocab_size=512,
+        max_length=256,
+        progress=c.progress,
+    )
     result = finetune(cfg)
-    (out / "done.json").write_text(json.dumps({"steps": result.steps}))
+    atomic_write_text(out / "done.json", json.dumps({"steps": result.steps}))
     return result.model_dir
 
 
 def train_models(config: TransformerConfig, train_dir: Path, report: dict) -> dict[str, Any]:
-    """The target (``full``) and one retain model per written forget split, cached by config.
-    Returns ``{"target": dir, "retain": {percent: dir}, "memorisation": float, "params": int}``."""
+    """Fine-tune the target (``full``) and one retain model per written forget split (cached).
+
+    Args:
+        config: the options (resolved here).
+        train_dir: the fine-tuning splits (from :func:`prepare_data`).
+        report: the split report (from :func:`prepare_data`).
+
+    Returns:
+        ``{"target": dir, "retain": {percent: dir}, "memorization": accuracy, "params": n}``.
+    """
     from npo.llm.model import load_model
 
     c = config.resolved()
@@ -259,19 +347,19 @@ def train_models(config: TransformerConfig, train_dir: Path, report: dict) -> di
         )
         for p in report["written"]
     }
-    memo_path = root / "memorisation.json"
+    memo_path = root / "memorization.json"
     if not memo_path.is_file():
         model, tok = load_model(str(target))
         model.eval()
         memo = {
-            "authors": memorisation_accuracy(model, tok, train_dir.parent / "eval", "full"),
+            "authors": memorization_accuracy(model, tok, train_dir.parent / "eval", "full"),
             "params": sum(p.numel() for p in model.parameters()),
         }
-        memo_path.write_text(json.dumps(memo))
+        atomic_write_text(memo_path, json.dumps(memo))
     memo = json.loads(memo_path.read_text())
     return {
         "target": target,
         "retain": retain,
-        "memorisation": memo["authors"],
+        "memorization": memo["authors"],
         "params": memo["params"],
     }

@@ -1,6 +1,11 @@
-"""Figures of the small-transformer experiment (each function returns a ``Figure``)."""
+"""Figures of the small-transformer experiment; each function returns a ``Figure``.
+
+``ax`` is None (a new figure) or the Axes to draw into.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,7 +21,7 @@ __all__ = [
 ]
 
 
-def _color(i: int):
+def _color(i: int) -> Any:
     return plt.get_cmap("tab10")(i % 10)
 
 
@@ -24,8 +29,16 @@ def _median(result: ExperimentResult, split: str, method: str, metric: str) -> n
     return np.asarray(result.curves[split][method][metric]["median"], dtype=float)
 
 
-def plot_transformer_tradeoff(result: ExperimentResult, ax=None) -> Figure:
-    """Forget quality (log) against model utility along each run, one panel per split."""
+def plot_transformer_tradeoff(result: ExperimentResult, ax: Any = None) -> Figure:
+    """Forget quality (log) against model utility along each run, one panel per split.
+
+    Args:
+        result: from :func:`~synthetic.transformer.runs.run_transformer`.
+        ax: None, or one Axes per split.
+
+    Returns:
+        The figure.
+    """
     splits = list(result.curves)
     if ax is None:
         fig, ax = plt.subplots(1, len(splits), figsize=(4.6 * len(splits), 4), squeeze=False)
@@ -52,8 +65,16 @@ def plot_transformer_tradeoff(result: ExperimentResult, ax=None) -> Figure:
     return fig
 
 
-def plot_transformer_steps(result: ExperimentResult, ax=None) -> Figure:
-    """Forget quality and model utility over unlearning steps, per split."""
+def plot_transformer_steps(result: ExperimentResult, ax: Any = None) -> Figure:
+    """Forget quality and model utility over unlearning steps, per split.
+
+    Args:
+        result: from :func:`~synthetic.transformer.runs.run_transformer`.
+        ax: None, or a 2 x splits grid of Axes.
+
+    Returns:
+        The figure.
+    """
     splits = list(result.curves)
     if ax is None:
         fig, ax = plt.subplots(2, len(splits), figsize=(4.6 * len(splits), 7), squeeze=False)
@@ -73,8 +94,16 @@ def plot_transformer_steps(result: ExperimentResult, ax=None) -> Figure:
     return fig
 
 
-def plot_transformer_drift(result: ExperimentResult, ax=None) -> Figure:
-    """Parameter drift of the divergence study (log-log), GA and NPO under SGD and AdamW."""
+def plot_transformer_drift(result: ExperimentResult, ax: Any = None) -> Figure:
+    """The parameter drift of the divergence study (log-log): GA and NPO under SGD and AdamW.
+
+    Args:
+        result: from :func:`~synthetic.transformer.runs.run_transformer`.
+        ax: None, or two Axes.
+
+    Returns:
+        The figure.
+    """
     drift = result.extras["drift"]
     if ax is None:
         fig, ax = plt.subplots(1, 2, figsize=(10, 4))
@@ -99,7 +128,14 @@ def plot_transformer_drift(result: ExperimentResult, ax=None) -> Figure:
 
 
 def plot_transformer(result: ExperimentResult) -> dict[str, Figure]:
-    """All three figures: ``{"": trade-off, "-steps": curves over steps, "-drift": drift}``."""
+    """All three figures of the experiment, keyed by file-name suffix.
+
+    Args:
+        result: from :func:`~synthetic.transformer.runs.run_transformer`.
+
+    Returns:
+        ``{"": trade-off, "-steps": curves over steps, "-drift": drift}``.
+    """
     return {
         "": plot_transformer_tradeoff(result),
         "-steps": plot_transformer_steps(result),

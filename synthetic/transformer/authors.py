@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npo.validate import check_fields
+
 __all__ = ["ATTRIBUTES", "AuthorsConfig", "AuthorsData", "generate_authors", "split_authors"]
 
 FIRST = (
@@ -129,6 +131,7 @@ class AuthorsConfig:
     seed: int = field(default=0, metadata={"help": "generator seed"})
 
     def __post_init__(self) -> None:
+        check_fields(self, integer=("n_authors", "qa_per_author", "n_perturbed", "n_utility"))
         max_qa = sum(len(q) for q, _ in ATTRIBUTES.values())
         if not 1 <= self.n_authors <= len(FIRST) * len(LAST):
             raise ValueError(f"n_authors must be in [1, {len(FIRST) * len(LAST)}]")
@@ -142,8 +145,12 @@ class AuthorsConfig:
 
 @dataclass(frozen=True)
 class AuthorsData:
-    """``rows``: one TOFU perturbed-format dict per question, authors in order (each author's
-    ``qa_per_author`` rows are consecutive); ``authors``: the attribute values."""
+    """The generated data set.
+
+    ``rows``: one TOFU perturbed-format dict per question, authors in order (each author's
+    ``qa_per_author`` rows are consecutive); ``authors``: the attribute values;
+    ``real_authors``, ``world_facts``: the utility sets; ``idk``: refusal answers.
+    """
 
     config: AuthorsConfig
     authors: list[dict]
@@ -171,13 +178,22 @@ def _values(rng: np.random.Generator) -> dict[str, list[str]]:
     }
 
 
-def _wrong(rng, pool: list[str], true: str, k: int) -> list[str]:
+def _wrong(rng: np.random.Generator, pool: list[str], true: str, k: int) -> list[str]:
     choices = sorted(set(pool) - {true})
     return [str(v) for v in rng.choice(choices, k, replace=False)]
 
 
 def generate_authors(config: AuthorsConfig = AuthorsConfig()) -> AuthorsData:
-    """Deterministic for a given config."""
+    """Generate the fictitious authors, their questions and the utility sets.
+
+    Deterministic for a given config.
+
+    Args:
+        config: sizes and seed.
+
+    Returns:
+        The data set (:class:`AuthorsData`).
+    """
     rng = np.random.default_rng(config.seed)
     pools = _values(rng)
     pairs = rng.choice(len(FIRST) * len(LAST), config.n_authors, replace=False)
@@ -195,38 +211,47 @@ def generate_authors(config: AuthorsConfig = AuthorsConfig()) -> AuthorsData:
             qs, (ans, para) = ATTRIBUTES[attr]
             v = values[attr]
             wrong = _wrong(rng, pools[attr], v, config.n_perturbed)
-            rows.append({
+            row = {
                 "question": qs[qi].format(name=name),
                 "answer": ans.format(name=name, v=v),
                 "paraphrased_answer": para.format(name=name, v=v),
                 "perturbed_answer": [para.format(name=name, v=w) for w in wrong],
                 "paraphrased_question": qs[1 - qi].format(name=name),
-            })  # fmt: skip
+            }
+            rows.append(row)
     capitals = [c.split(":") for c in CAPITALS]
     real = []
     for country, city in capitals[: config.n_utility]:
         wrong = _wrong(rng, [c for _, c in capitals], city, 3)
-        real.append({
+        capital = {
             "question": f"What is the capital of {country}?",
             "answer": f"The capital of {country} is {city}.",
             "perturbed_answer": [f"The capital of {country} is {w}." for w in wrong],
-        })  # fmt: skip
+        }
+        real.append(capital)
     facts = []
     for _ in range(config.n_utility):
         a, b = (int(x) for x in rng.integers(0, 11, 2))
         wrong = _wrong(rng, NUMBER_WORDS, NUMBER_WORDS[a + b], 3)
-        facts.append({
+        stem = f"{NUMBER_WORDS[a].capitalize()} plus {NUMBER_WORDS[b]} is"
+        fact = {
             "question": f"What is {NUMBER_WORDS[a]} plus {NUMBER_WORDS[b]}?",
-            "answer": f"{NUMBER_WORDS[a].capitalize()} plus {NUMBER_WORDS[b]} is {NUMBER_WORDS[a + b]}.",
-            "perturbed_answer": [
-                f"{NUMBER_WORDS[a].capitalize()} plus {NUMBER_WORDS[b]} is {w}." for w in wrong
-            ],
-        })  # fmt: skip
+            "answer": f"{stem} {NUMBER_WORDS[a + b]}.",
+            "perturbed_answer": [f"{stem} {w}." for w in wrong],
+        }
+        facts.append(fact)
     return AuthorsData(config, authors, rows, real, facts, list(REFUSALS))
 
 
 def split_authors(n_authors: int, percent: int) -> int | None:
-    """Authors in ``forget{percent}``: ``percent`` of ``n_authors`` rounded to whole authors;
-    ``None`` when that leaves no whole author (or all of them)."""
+    """The number of authors in ``forget{percent}``: ``percent`` of them, rounded.
+
+    Args:
+        n_authors: all authors.
+        percent: the forget percentage.
+
+    Returns:
+        The count, or None when the rounding leaves no whole author (or all of them).
+    """
     count = int(np.floor(n_authors * percent / 100 + 0.5))
     return count if 0 < count < n_authors else None

@@ -1,13 +1,11 @@
-"""The synthetic package's writer: experiment results (``DIR/NAME.png``, ``DIR/NAME.json`` with
-config, steps, curves, table, notes, and ``DIR/NAME.md``) and generated TOFU-format split files,
-through :mod:`npo.results`."""
+"""TOFU's split files for the generated authors, written through :mod:`npo.results`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from npo.results import atomic_write_text, ensure_out_dir, write_jsonl
-from synthetic.authors import AuthorsData, split_authors
+from synthetic.transformer.authors import AuthorsData, split_authors
 
 __all__ = ["write_tofu_splits"]
 
@@ -17,10 +15,20 @@ def write_tofu_splits(
 ) -> dict:
     """Write TOFU's split files (JSON Lines, as TOFU ships them) for the generated authors.
 
-    ``full``, ``forgetXX`` (last XX% of authors), ``retainYY`` (the rest), ``forgetXX_perturbed``,
-    ``retain_perturbed`` (the first 10% of authors, disjoint from every forget split),
-    ``real_authors_perturbed``, ``world_facts_perturbed`` and ``idontknow.jsonl``. Returns a
-    report: ``{"written": {percent: n_authors}, "skipped": {percent: reason}}``.
+    The files: ``full``, ``forgetXX`` (the last XX% of authors), ``retainYY`` (the rest),
+    ``forgetXX_perturbed``, ``retain_perturbed`` (the first 10% of authors, disjoint from
+    every forget split), ``real_authors_perturbed``, ``world_facts_perturbed`` and
+    ``idontknow.jsonl``. A percentage that is no whole author, or whose forget split would
+    overlap ``retain_perturbed``, is skipped.
+
+    Args:
+        data: the generated authors.
+        out_dir: the output directory (created if needed).
+        percents: the forget percentages.
+
+    Returns:
+        A report with ``written`` (forget percentage -> number of authors), ``skipped``
+        (forget percentage -> reason) and ``retain_perturbed_authors``.
     """
     out = ensure_out_dir(out_dir)
     n, per = data.config.n_authors, data.config.qa_per_author

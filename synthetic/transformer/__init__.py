@@ -1,0 +1,82 @@
+"""TOFU in miniature: unlearning a tiny transformer on generated fictitious authors.
+
+The only part of :mod:`synthetic` that imports the LLM path (``npo.llm``), which it runs
+end to end on data whose truth is known by construction:
+
+- :mod:`synthetic.transformer.authors`: the seeded generator of fictitious authors;
+- :mod:`synthetic.transformer.tofu_files`: their TOFU-format split files;
+- :mod:`synthetic.transformer.task`: the options, the data and the fine-tuned models;
+- :mod:`synthetic.transformer.runs`: unlearning, the divergence study and the result, with
+  its notes and headline from :mod:`synthetic.transformer.summary`;
+- :mod:`synthetic.transformer.plots`: its figures.
+
+``EXPERIMENTS`` holds the ``transformer`` entry of the ``npo reproduce`` registry.
+"""
+
+from __future__ import annotations
+
+from npo.experiment import Experiment
+from synthetic.transformer.authors import (
+    ATTRIBUTES,
+    AuthorsConfig,
+    AuthorsData,
+    generate_authors,
+    split_authors,
+)
+from synthetic.transformer.plots import (
+    plot_transformer,
+    plot_transformer_drift,
+    plot_transformer_steps,
+    plot_transformer_tradeoff,
+)
+from synthetic.transformer.runs import (
+    CURVE_METRICS,
+    check_reproduce_config,
+    run_reproduce,
+    run_transformer,
+    transformer_config,
+)
+from synthetic.transformer.task import (
+    ALL_METHODS,
+    MAIN_METHODS,
+    ResolvedTransformerConfig,
+    TransformerConfig,
+    memorization_accuracy,
+    prepare_data,
+    train_models,
+)
+from synthetic.transformer.tofu_files import write_tofu_splits
+
+__all__ = [
+    "ALL_METHODS",
+    "ATTRIBUTES",
+    "CURVE_METRICS",
+    "EXPERIMENTS",
+    "MAIN_METHODS",
+    "AuthorsConfig",
+    "AuthorsData",
+    "ResolvedTransformerConfig",
+    "TransformerConfig",
+    "generate_authors",
+    "memorization_accuracy",
+    "plot_transformer",
+    "plot_transformer_drift",
+    "plot_transformer_steps",
+    "plot_transformer_tradeoff",
+    "prepare_data",
+    "run_transformer",
+    "split_authors",
+    "train_models",
+    "transformer_config",
+    "write_tofu_splits",
+]
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment(
+        "transformer",
+        run_reproduce,
+        plot_transformer,
+        summary="TOFU in miniature on a tiny transformer",
+        check=check_reproduce_config,
+    ),
+)

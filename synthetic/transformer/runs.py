@@ -1,0 +1,388 @@
+"""Runs of the small-transformer experiment: unlearning, the divergence study, the result.
+
+Unlearning runs record evaluation curves; the divergence study records the parameter drift;
+:func:`run_transformer` assembles them into an :class:`~npo.experiment.ExperimentResult`.
+
+Every unlearning run goes through ``npo.llm.train.unlearn`` with an evaluation hook from
+``npo.llm.evaluate.make_eval_hook`` (no generation during training; the target model as
+the KL reference) and a final ``npo.llm.evaluate.evaluate_model`` with generation. Runs are
+cached on disk under the config's key, so reruns and tests reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from npo.experiment import ExperimentResult, ReproduceConfig
+from npo.results import atomic_write_text, to_jsonable, write_json
+from synthetic.experiments import verdict
+from synthetic.stats import summarize
+from synthetic.transformer.summary import result_headline, result_notes
+from synthetic.transformer.task import (
+    ResolvedTransformerConfig,
+    TransformerConfig,
+    prepare_data,
+    run_key,
+    train_models,
+)
+
+__all__ = [
+    "CURVE_METRICS",
+    "FINAL_METRICS",
+    "check_reproduce_config",
+    "run_reproduce",
+    "run_transformer",
+    "transformer_config",
+]
+
+CURVE_METRICS = (
+    "forget_quality",
+    "model_utility",
+    "forget_truth_ratio",
+    "forget_logp",
+    "retain_kl",
+    "param_drift",
+)
+FINAL_METRICS = (*CURVE_METRICS, "gibberish_rate", "forget_rouge", "retain_rouge")
+
+
+def _unlearn_config(
+    c: ResolvedTransformerConfig, model: Path, data: Path, out: Path, **kw: Any
+) -> Any:
+    from npo.llm.config import UnlearnConfig
+
+    base: dict[str, Any] = {
+        "model": str(model),
+        "data": str(data),
+        "out": str(out),
+        "optimizer": c.optimizer,
+        "lr": c.lr,
+        "lr_schedule": "constant",
+        "warmup_epochs": 0,
+        "weight_decay": 0.0,
+        "batch_size": c.batch_size,
+        "checkpoint_every": 0,
+        "drift_every": 1,
+        "beta": c.beta,
+        "seed": c.seed,
+        "max_length": 256,
+        "ref_cache": str(Path(c.cache_dir) / "ref_logps"),
+        "progress": c.progress,
+    }
+    base.update(kw)
+    return UnlearnConfig(**base)
+
+
+def _cached_run(path: Path, run: Callable[[], dict]) -> dict:
+    # the JSON record at path if a finished run left it, else run()'s, saved there
+    if path.is_file():
+        return json.loads(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, to_jsonable(run()))
+    return json.loads(path.read_text())
+
+
+def _load(model_dir: Path) -> tuple[Any, Any]:
+    from npo.llm.model import load_model
+
+    model, tok = load_model(str(model_dir))
+    model.eval()
+    return model, tok
+
+
+def _retain_results(retain_dir: Path, eval_dir: Path, forget: str, path: Path) -> Path:
+    from npo.llm.evaluate import EvalConfig, evaluate_model
+
+    if not path.is_file():
+        model, tok = _load(retain_dir)
+        res = evaluate_model(
+            model, tok, str(eval_dir), forget, config=EvalConfig(generate=False, progress=False)
+        )
+        write_json(path, res.to_json())
+    return path
+
+
+def _unlearn_run(
+    c: ResolvedTransformerConfig,
+    models: dict,
+    eval_dir: Path,
+    pct: int,
+    method: str,
+    root: Path,
+    target: Any,
+) -> dict:
+    from npo.llm.evaluate import EvalConfig, evaluate_model, make_eval_hook
+    from npo.llm.train import unlearn
+
+    forget = f"forget{pct:02d}"
+    retain_res = _retain_results(
+        models["retain"][pct], eval_dir, forget, root / f"retain-{forget}.json"
+    )
+
+    def run() -> dict:
+        out = root / forget / method.replace("+", "_")
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished run's leftovers
+        hook = make_eval_hook(
+            str(eval_dir),
+            forget,
+            config=EvalConfig(generate=False, progress=False),
+            retain_results=retain_res,
+            reference=target,
+            save_results=False,
+        )
+        cfg = _unlearn_config(
+            c,
+            models["target"],
+            eval_dir,
+            out,
+            forget=forget,
+            method=method,
+            retain_weight=c.retain_weight_for(pct),
+            max_steps=c.steps,
+            eval_every=c.eval_every,
+        )
+        result = unlearn(cfg, hooks=[hook])
+        model, tok = _load(result.model_dir)
+        final = evaluate_model(
+            model,
+            tok,
+            str(eval_dir),
+            forget,
+            config=EvalConfig(generate=True, progress=False),
+            retain_results=retain_res,
+            reference=target,
+        )
+        evals = [r for r in result.logs if "forget_quality" in r]
+        drift = [
+            (r["step"], r["param_drift"]) for r in result.logs if r.get("param_drift") is not None
+        ]
+        return {"evals": evals, "drift": drift, "final": final.metrics}
+
+    return _cached_run(root / forget / f"{method.replace('+', '_')}.json", run)
+
+
+def _drift_run(
+    c: ResolvedTransformerConfig,
+    models: dict,
+    eval_dir: Path,
+    method: str,
+    beta: float,
+    opt: str,
+    root: Path,
+) -> dict:
+    from npo.llm.train import unlearn
+
+    lr = {"sgd": 5e-3, "adamw": 1e-3}[opt]
+
+    def run() -> dict:
+        out = root / f"drift-{method}-{beta:g}-{opt}"
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished run's leftovers
+        cfg = _unlearn_config(
+            c,
+            models["target"],
+            eval_dir,
+            out,
+            forget=f"forget{c.splits[0]:02d}",
+            method=method,
+            beta=beta,
+            optimizer=opt,
+            lr=lr,
+            max_steps=c.drift_steps,
+            max_grad_norm=0.0,
+            eval_every=0,
+        )
+        result = unlearn(cfg)
+        drift = [
+            (r["step"], r["param_drift"]) for r in result.logs if r.get("param_drift") is not None
+        ]
+        logp = [(r["step"], r["forget_logp"]) for r in result.logs]
+        return {"drift": drift, "forget_logp": logp, "lr": lr}
+
+    return _cached_run(root / f"drift-{method}-{beta:g}-{opt}.json", run)
+
+
+def _curve(records: list[dict], metric: str) -> np.ndarray:
+    return np.array([np.nan if r.get(metric) is None else r[metric] for r in records], float)
+
+
+def _target_metrics(
+    models: dict, eval_dir: Path, pct: int, root: Path, forget: str
+) -> dict[str, Any]:
+    # the target model's metrics on one forget split, with generation (cached)
+    from npo.llm.evaluate import EvalConfig, evaluate_model
+
+    tpath = root / f"target-{forget}.json"
+    if not tpath.is_file():
+        retain_res = _retain_results(
+            models["retain"][pct], eval_dir, forget, root / f"retain-{forget}.json"
+        )
+        model, tok = _load(models["target"])
+        res = evaluate_model(
+            model,
+            tok,
+            str(eval_dir),
+            forget,
+            config=EvalConfig(generate=True, progress=False),
+            retain_results=retain_res,
+        )
+        atomic_write_text(tpath, json.dumps(res.metrics))
+    return json.loads(tpath.read_text())
+
+
+def _target_row(forget: str, tm: dict) -> dict:
+    return {
+        "split": forget,
+        "method": "(target)",
+        "best_forget_quality": None,
+        "utility_at_best": None,
+        "step_at_best": None,
+        "final_forget_quality": tm.get("forget_quality"),
+        "final_model_utility": tm.get("model_utility"),
+        "final_gibberish_rate": tm.get("gibberish_rate"),
+        "drift_verdict": None,
+    }
+
+
+def _method_curves(run: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    # the evaluation steps and each metric's curve of one unlearning run
+    evals = run["evals"]
+    steps = np.array([r["step"] for r in evals])
+    drift = dict(map(tuple, run["drift"]))
+    per = {m: _curve(evals, m) for m in CURVE_METRICS if m != "param_drift"}
+    per["param_drift"] = np.array([drift.get(int(s), 0.0 if s == 0 else np.nan) for s in steps])
+    return steps, per
+
+
+def _method_row(forget: str, method: str, run: dict, steps: np.ndarray, per: dict) -> dict:
+    fq, mu = per["forget_quality"], per["model_utility"]
+    best = int(np.nanargmax(fq))
+    d_steps, d_vals = (np.array(x, float) for x in zip(*run["drift"]))
+    final = run["final"]
+    return {
+        "split": forget,
+        "method": method,
+        "best_forget_quality": fq[best],
+        "utility_at_best": mu[best],
+        "step_at_best": int(steps[best]),
+        "final_forget_quality": final.get("forget_quality"),
+        "final_model_utility": final.get("model_utility"),
+        "final_gibberish_rate": final.get("gibberish_rate"),
+        "drift_verdict": verdict(d_steps, d_vals)["verdict"],
+    }
+
+
+def run_transformer(config: TransformerConfig) -> ExperimentResult:
+    """Run the small-transformer experiment end to end (every stage cached on disk).
+
+    Generate the data, fine-tune the models, unlearn every forget split with every method,
+    run the divergence study, and assemble the result.
+
+    Args:
+        config: the task's options (resolved here).
+
+    Returns:
+        ``curves[split][method][metric]`` (one "seed"), one table row per split and method
+        (plus the target's), notes, and ``extras`` with the target's metrics, the divergence
+        study, the split report, the memorization accuracy and the parameter count.
+    """
+    c = config.resolved()
+    train_dir, eval_dir, report = prepare_data(c)
+    models = train_models(c, train_dir, report)
+    root = Path(c.cache_dir) / f"runs-{run_key(c)}"
+    root.mkdir(parents=True, exist_ok=True)
+    target, _ = _load(models["target"])
+    curves: dict[str, dict] = {}
+    rows: list[dict] = []
+    steps = np.zeros(0, dtype=np.int64)
+    target_metrics = {}
+    for pct in (int(p) for p in report["written"]):
+        forget = f"forget{pct:02d}"
+        target_metrics[forget] = tm = _target_metrics(models, eval_dir, pct, root, forget)
+        rows.append(_target_row(forget, tm))
+        curves[forget] = {}
+        for method in c.methods:
+            run = _unlearn_run(c, models, eval_dir, pct, method, root, target)
+            steps, per = _method_curves(run)
+            curves[forget][method] = {m: summarize(v[None]) for m, v in per.items()}
+            rows.append(_method_row(forget, method, run, steps, per))
+    drift_study = _drift_study(c, models, eval_dir, root)
+    notes = result_notes(c, report, models, target_metrics, drift_study)
+    extras = {
+        "target": target_metrics,
+        "drift": drift_study,
+        "report": report,
+        "memorization_accuracy": models["memorization"],
+        "params": models["params"],
+    }
+    cfg = {"transformer": asdict(c), "data": str(eval_dir)}
+    headline = result_headline(rows, drift_study)
+    return ExperimentResult("transformer", cfg, steps, curves, rows, notes, extras, headline)
+
+
+def _drift_study(
+    c: ResolvedTransformerConfig, models: dict, eval_dir: Path, root: Path
+) -> dict[str, Any]:
+    runs = [("ga", c.beta)] + [("npo", b) for b in c.drift_betas]
+    out: dict[str, Any] = {"curves": {}, "verdicts": {}}
+    for opt in ("sgd", "adamw"):
+        for method, beta in runs:
+            run = _drift_run(c, models, eval_dir, method, beta, opt, root)
+            steps, drift = (np.array(x, float) for x in zip(*run["drift"]))
+            key = f"{method}/{opt}" if method == "ga" else f"{method}[beta={beta:g}]/{opt}"
+            out["curves"][key] = {"steps": steps, "param_drift": drift}
+            out["verdicts"][key] = verdict(steps, drift)
+    return out
+
+
+def transformer_config(config: ReproduceConfig) -> TransformerConfig:
+    """The task's options from the shared options of ``npo reproduce transformer``.
+
+    ``--steps`` sets the unlearning steps; ``--methods``, ``--lr``, ``--beta``,
+    ``--optimizer``, ``--eval-every`` (default 10), ``--quick`` and ``--cache-dir`` map onto
+    the fields of the same names.
+
+    Args:
+        config: the shared options.
+
+    Returns:
+        The task's options (validated).
+    """
+    pairs = (("lr", config.lr), ("beta", config.beta), ("cache_dir", config.cache_dir))
+    extra: dict[str, Any] = {k: v for k, v in pairs if v is not None}
+    return TransformerConfig(
+        quick=config.quick,
+        steps=config.steps,
+        methods=config.methods or None,
+        optimizer=config.optimizer,
+        eval_every=config.eval_every or 10,
+        progress=config.progress,
+        **extra,
+    )
+
+
+def run_reproduce(config: ReproduceConfig) -> ExperimentResult:
+    """The ``transformer`` experiment of ``npo reproduce``: :func:`run_transformer`.
+
+    Args:
+        config: the shared options (mapped by :func:`transformer_config`).
+
+    Returns:
+        The experiment's result.
+    """
+    return run_transformer(transformer_config(config))
+
+
+def check_reproduce_config(config: ReproduceConfig) -> None:
+    """Validate the task's options before any work (the registry entry's ``check``).
+
+    Args:
+        config: the shared options.
+    """
+    transformer_config(config)
