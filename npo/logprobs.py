@@ -27,6 +27,7 @@ from torch.autograd.function import once_differentiable
 __all__ = [
     "class_kl",
     "class_logprobs",
+    "greedy_matches",
     "next_token_mask",
     "sequence_logprobs",
     "token_kl",
@@ -159,6 +160,39 @@ def next_token_mask(labels: Tensor, *, ignore_index: int = -100) -> Tensor:
         (B, T) bool mask.
     """
     return _shift(labels, ignore_index) != ignore_index
+
+
+def greedy_matches(
+    logits: Tensor, labels: Tensor, *, ignore_index: int = -100
+) -> tuple[Tensor, Tensor]:
+    """Per sequence, how many scored labels are the logits' argmax (teacher forcing).
+
+    ``hits[b] = sum_t [argmax_v logits[b, t, v] == labels[b, t+1]]`` over the positions of
+    :func:`next_token_mask` (the shift of :func:`sequence_logprobs`). ``hits == n_tokens``
+    means greedy decoding from the prompt reproduces the labelled answer exactly (each greedy
+    token is the next label, so the teacher-forced prefix is the greedy one); ties in the
+    argmax are broken as ``torch.argmax`` breaks them.
+
+    Args:
+        logits: (B, T, V) logits of any float dtype (no copy in float32 is made).
+        labels: (B, T) labels, ``ignore_index`` on prompt and padding.
+        ignore_index: the label value that is not scored.
+
+    Returns:
+        ``(hits, n_tokens)``, each (B,) int64.
+
+    Raises:
+        ValueError: for shapes other than ``(B, T, V)`` and ``(B, T)``.
+    """
+    if logits.dim() != 3 or labels.shape != logits.shape[:-1]:
+        raise ValueError(
+            f"greedy_matches expects logits (B, T, V) and labels (B, T); got "
+            f"{tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    target = _shift(labels, ignore_index)
+    mask = target != ignore_index
+    hits = (logits.argmax(-1) == target) & mask
+    return hits.sum(-1), mask.sum(-1)
 
 
 def sequence_logprobs(

@@ -190,3 +190,50 @@ def test_token_kl_with_masked_vocabulary_entries(direction):
     expected = naive_kl(pol[..., 1:], ref[..., 1:], mask, direction)
     assert torch.allclose(kl, expected, rtol=1e-12)
     assert torch.isfinite(x.grad[..., 1:]).all() and (x.grad[..., 0] == 0).all()
+
+
+def test_greedy_matches_counts_argmax_hits_on_the_shifted_labels():
+    from npo.logprobs import greedy_matches, next_token_mask
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 7)
+    labels = torch.randint(0, 7, (3, 6))
+    labels[:, :2] = -100
+    labels[2, 4:] = -100
+    hits, n = greedy_matches(logits, labels)
+    top = logits.argmax(-1)
+    for b in range(3):
+        want = [int(top[b, t] == labels[b, t + 1]) for t in range(5) if labels[b, t + 1] != -100]
+        assert int(hits[b]) == sum(want) and int(n[b]) == len(want)
+    assert torch.equal(n, next_token_mask(labels).sum(-1))
+
+
+def test_all_hits_means_greedy_decoding_reproduces_the_answer():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from npo.logprobs import greedy_matches
+
+    config = LlamaConfig(
+        vocab_size=40,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    torch.manual_seed(1)
+    model = LlamaForCausalLM(config).eval()
+    prompt = torch.tensor([[3, 9, 4]])
+    with torch.no_grad():
+        greedy = model.generate(prompt, max_new_tokens=5, do_sample=False, pad_token_id=0)
+        ids = greedy.clone()
+        labels = ids.clone()
+        labels[:, :3] = -100
+        hits, n = greedy_matches(model(ids).logits, labels)
+        assert int(hits[0]) == int(n[0]) == 5
+        other = ids.clone()
+        other[0, 5] = (other[0, 5] + 1) % 40  # an answer greedy decoding would not produce
+        labels[0, 5] = other[0, 5]
+        hits, n = greedy_matches(model(other).logits, labels)
+        assert int(hits[0]) < int(n[0])

@@ -3,9 +3,9 @@
 Unlearning runs record evaluation curves; the divergence study records the parameter drift;
 :func:`run_transformer` assembles them into an :class:`~npo.experiment.ExperimentResult`.
 
-Every unlearning run goes through ``npo.llm.train.unlearn`` with an evaluation hook from
-``npo.llm.evaluate.make_eval_hook`` (no generation during training; the target model as
-the KL reference) and a final ``npo.llm.evaluate.evaluate_model`` with generation. Runs are
+Every unlearning run goes through :func:`npo.llm.train.unlearn` with an evaluation hook from
+:func:`npo.llm.eval.make_eval_hook` (no generation during training; the target model as
+the KL reference) and a final :func:`npo.llm.eval.evaluate_model` with generation. Runs are
 cached on disk under the config's key, so reruns and tests reuse them.
 """
 
@@ -56,7 +56,7 @@ FINAL_METRICS = (*CURVE_METRICS, "gibberish_rate", "forget_rouge", "retain_rouge
 def _unlearn_config(
     c: ResolvedTransformerConfig, model: Path, data: Path, out: Path, **kw: Any
 ) -> Any:
-    from npo.llm.config import UnlearnConfig
+    from npo.llm.train import UnlearnConfig
 
     base: dict[str, Any] = {
         "model": str(model),
@@ -98,7 +98,7 @@ def _load(model_dir: Path) -> tuple[Any, Any]:
 
 
 def _retain_results(retain_dir: Path, eval_dir: Path, forget: str, path: Path) -> Path:
-    from npo.llm.evaluate import EvalConfig, evaluate_model
+    from npo.llm.eval import EvalConfig, evaluate_model
 
     if not path.is_file():
         model, tok = _load(retain_dir)
@@ -118,7 +118,7 @@ def _unlearn_run(
     root: Path,
     target: Any,
 ) -> dict:
-    from npo.llm.evaluate import EvalConfig, evaluate_model, make_eval_hook
+    from npo.llm.eval import EvalConfig, evaluate_model, make_eval_hook
     from npo.llm.train import unlearn
 
     forget = f"forget{pct:02d}"
@@ -216,7 +216,7 @@ def _target_metrics(
     models: dict, eval_dir: Path, pct: int, root: Path, forget: str
 ) -> dict[str, Any]:
     # the target model's metrics on one forget split, with generation (cached)
-    from npo.llm.evaluate import EvalConfig, evaluate_model
+    from npo.llm.eval import EvalConfig, evaluate_model
 
     tpath = root / f"target-{forget}.json"
     if not tpath.is_file():

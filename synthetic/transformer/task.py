@@ -3,8 +3,8 @@
 The paper's TOFU claims (GA collapses; NPO-based methods keep a better forget-quality /
 utility trade-off; NPO+RT unlearns large forget sets) are made on 7B models. Here they run in
 minutes on a CPU, on data whose truth is known by construction
-(:mod:`synthetic.transformer.authors`), and through the LLM path itself (``npo.llm.train``,
-``npo.llm.evaluate``, the same kernels).
+(:mod:`synthetic.transformer.authors`), and through the LLM path itself (:mod:`npo.llm.train`,
+:mod:`npo.llm.eval`, the same kernels).
 
 1. Generate the authors and write TOFU's split files (``eval/``), plus the fine-tuning data
    (``train/``: every split with the utility facts added, the model's "pre-training
@@ -262,33 +262,28 @@ def memorization_accuracy(model: Any, tokenizer: Any, data: str | Path, split: s
     Returns:
         The accuracy in ``[0, 1]``.
     """
-    import torch
-
     from npo.llm.data import collate, encode_qa, read_split
+    from npo.llm.forward import eval_mode, forward_logits
+    from npo.logprobs import greedy_matches
 
     enc = encode_qa(tokenizer, read_split(data, split), max_length=256)
     hits = total = 0
-    with torch.no_grad():
+    with eval_mode(model):
         for start in range(0, len(enc), 64):
             batch = collate(
                 [enc.item(i) for i in range(start, min(start + 64, len(enc)))],
                 tokenizer.pad_token_id,
             )
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-            target = batch["labels"][:, 1:]
-            mask = target != -100
-            hits += int(((logits[:, :-1].argmax(-1) == target) & mask).sum())
-            total += int(mask.sum())
+            right, n = greedy_matches(forward_logits(model, batch), batch["labels"])
+            hits += int(right.sum())
+            total += int(n.sum())
     return hits / total
 
 
 def _finetune(
     c: ResolvedTransformerConfig, train_dir: Path, split: str, out: Path, tokenizer: str | None
 ) -> Path:
-    from npo.llm.config import FinetuneConfig
-    from npo.llm.train import finetune
+    from npo.llm.train import FinetuneConfig, finetune
 
     if (out / "done.json").is_file():
         return out / "model"
