@@ -77,7 +77,7 @@ def main() -> int:
 
 
 def _scoring_and_generation(args, data: Path, model, tok, device) -> None:
-    from npo.llm.data import encode_prompts
+    from npo.llm.encoding import encode_prompts
     from npo.llm.eval import EvalConfig, encode_set, generate_greedy, load_eval_data, score_groups
 
     # ---- scoring: grouped padded batches vs one forward per sequence

@@ -62,7 +62,7 @@ def build(config: str, device: str, precision: str):
     """A Llama from a config, a placeholder tokenizer (pad id, saving), synthetic sequences."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from npo.llm.data import Encoded
+    from npo.llm.encoding import Encoded
     from npo.llm.model import resolve_precision, train_tokenizer
 
     c = CONFIGS[config]

@@ -13,7 +13,8 @@ import pytest
 import torch
 from _llm import random_model_dir, read_rows
 
-from npo.llm.data import encode_prompts, encode_qa, read_split
+from npo.llm.data import read_split
+from npo.llm.encoding import encode_prompts, encode_qa
 from npo.llm.eval import (
     EvalConfig,
     evaluate_model,

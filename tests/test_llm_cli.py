@@ -15,7 +15,8 @@ import torch
 from _llm import TINY_ARGS, cli_error, read_rows
 
 from npo.cli import build_parser, main
-from npo.llm.data import encode_qa, read_split
+from npo.llm.data import read_split
+from npo.llm.encoding import encode_qa
 from npo.llm.model import load_model
 from npo.llm.train import FinetuneConfig, UnlearnConfig, read_log, read_weights
 from npo.llm.train.reference import compute_ref_logps

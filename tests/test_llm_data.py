@@ -13,21 +13,11 @@ import pytest
 import torch
 from _llm import read_rows
 
-from npo.llm.data import (
-    PLAIN_TEMPLATE,
-    collate,
-    encode_prompts,
-    encode_qa,
-    eval_split_for,
-    idk_choices,
-    read_idk,
-    read_split,
-    retain_for,
-    retain_partners,
-    template_id,
-)
+from npo.llm.data import eval_split_for, read_idk, read_split, retain_for
 from npo.llm.data import tofu_dir as find_tofu_dir
+from npo.llm.encoding import PLAIN_TEMPLATE, collate, encode_prompts, encode_qa, template_id
 from npo.llm.model import train_tokenizer
+from npo.llm.order import idk_choices, retain_partners
 from npo.llm.train.step import BatchPlan, global_counts
 from npo.results import write_jsonl
 

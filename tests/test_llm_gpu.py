@@ -13,7 +13,8 @@ import pytest
 import torch
 from _llm import random_model_dir
 
-from npo.llm.data import encode_qa, read_split, template_id
+from npo.llm.data import read_split
+from npo.llm.encoding import encode_qa, template_id
 from npo.llm.model import load_model
 from npo.llm.train import UnlearnConfig, unlearn
 from npo.llm.train.reference import LiveReference, cached_ref_logps, weights_digest

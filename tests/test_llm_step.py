@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import npo.losses
-from npo.llm.data import collate, encode_qa, read_split, template_id
+from npo.llm.data import read_split
+from npo.llm.encoding import collate, encode_qa, template_id
 from npo.llm.model import load_model
 from npo.llm.train.reference import (
     LiveReference,

@@ -262,7 +262,8 @@ def memorization_accuracy(model: Any, tokenizer: Any, data: str | Path, split: s
     Returns:
         The accuracy in ``[0, 1]``.
     """
-    from npo.llm.data import collate, encode_qa, read_split
+    from npo.llm.data import read_split
+    from npo.llm.encoding import collate, encode_qa
     from npo.llm.forward import eval_mode, forward_logits
     from npo.logprobs import greedy_matches
 

@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from npo.llm.data import encode_prompts, eval_split_for
+from npo.llm.data import eval_split_for
+from npo.llm.encoding import encode_prompts
 from npo.llm.eval.config import EvalConfig
 from npo.llm.eval.results import (
     FORMAT,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from npo.llm.data import Encoded, collate
+from npo.llm.encoding import Encoded, collate
 from npo.llm.forward import bf16_autocast, eval_mode, forward_logits
 from npo.logprobs import next_token_mask, sequence_logprobs, token_kl
 
@@ -28,7 +28,7 @@ __all__ = ["Scores", "generate_greedy", "score_groups"]
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-sequence scores of an :class:`~npo.llm.data.Encoded`, each (n_seq,).
+    """Per-sequence scores of an :class:`~npo.llm.encoding.Encoded`, each (n_seq,).
 
     ``logp`` the summed answer-token log-likelihood ``log pi(y|x)``, ``n_tokens`` its token
     count, ``kl`` the summed per-position ``KL(pi_ref || pi_theta)`` over the answer positions
@@ -86,7 +86,7 @@ def score_groups(
     on those rows only). ``progress``: a tqdm bar advanced by the number of groups scored.
 
     Per batch: ``logits = model(input_ids, attention_mask).logits`` (B, T, V) on right-padded
-    sequences (:func:`~npo.llm.data.collate`), ``sequence_logprobs(logits, labels)`` -> (B,);
+    sequences (:func:`~npo.llm.encoding.collate`), ``sequence_logprobs(logits, labels)`` -> (B,);
     KL: ``token_kl(logits[r], ref_logits, mask[r])`` with ``mask =
     next_token_mask(labels)`` (the positions that predict an answer token,
     :func:`~npo.logprobs.next_token_mask`).

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from npo.llm.data import Encoded, QASplit, encode_qa, eval_split_for, read_split
+from npo.llm.data import QASplit, eval_split_for, read_split
+from npo.llm.encoding import Encoded, encode_qa
 from npo.llm.eval.config import EvalConfig
 
 __all__ = [

@@ -9,6 +9,8 @@
 - :mod:`npo.llm.train.assemble`: the :class:`~npo.llm.train.assemble.Setup` of a run and its
   builder (:func:`~npo.llm.train.assemble.build_setup`: model wrapping, batch plan, optimizer
   and schedule, reference inputs);
+- :mod:`npo.llm.train.optim`: the optimizer (:func:`~npo.llm.train.optim.build_optimizer`) and
+  the learning-rate schedule (:func:`~npo.llm.train.optim.lr_factor`);
 - :mod:`npo.llm.train.loop`: :func:`~npo.llm.train.loop.run_loop`,
   :func:`~npo.llm.train.loop.train_step`, :class:`~npo.llm.train.loop.TrainResult`;
 - :mod:`npo.llm.train.log`: ``OUT/log.jsonl`` (:func:`~npo.llm.train.log.read_log`) and the

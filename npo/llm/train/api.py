@@ -26,15 +26,8 @@ from typing import Any
 
 import torch
 
-from npo.llm.data import (
-    Encoded,
-    QASplit,
-    encode_qa,
-    idk_choices,
-    read_idk,
-    read_split,
-    retain_for,
-)
+from npo.llm.data import QASplit, read_idk, read_split, retain_for
+from npo.llm.encoding import Encoded, encode_qa
 from npo.llm.model import (
     build_tiny_llama,
     check_model_dir,
@@ -42,6 +35,7 @@ from npo.llm.model import (
     resolve_precision,
     save_model_dir,
 )
+from npo.llm.order import idk_choices
 from npo.llm.train.assemble import Setup, build_setup
 from npo.llm.train.checkpoint import latest_checkpoint, start_or_resume
 from npo.llm.train.config import FinetuneConfig, TrainConfig, UnlearnConfig

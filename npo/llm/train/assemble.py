@@ -8,7 +8,9 @@
 2. :func:`wrap_model`: LoRA adapters, the live reference
    (:class:`~npo.llm.train.reference.LiveReference`), gradient checkpointing;
 3. :func:`plan_batches`: the data-parallel :class:`~npo.llm.train.step.BatchPlan`;
-4. :func:`build_optimizer` and :func:`build_scheduler` over :func:`schedule_steps`, then
+4. :func:`~npo.llm.train.optim.build_optimizer` and
+   :func:`~npo.llm.train.optim.build_scheduler` over
+   :func:`~npo.llm.train.optim.schedule_steps`, then
    ``accelerate`` preparation and the drift origin (:func:`snapshot_trainable`);
 5. :func:`reference_inputs`: the cached reference log-probs
    (:func:`~npo.llm.train.reference.cached_ref_logps`);
@@ -30,10 +32,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from npo.llm.data import Encoded, template_id
+from npo.llm.encoding import Encoded, template_id
 from npo.llm.model import add_lora, resolve_precision
 from npo.llm.train.config import TrainConfig, UnlearnConfig
 from npo.llm.train.log import EvalHook
+from npo.llm.train.optim import build_optimizer, build_scheduler, schedule_steps
 from npo.llm.train.reference import LiveReference, cached_ref_logps, weights_digest
 from npo.llm.train.step import BatchPlan, StepInputs
 from npo.objectives import Objective
@@ -41,16 +44,12 @@ from npo.objectives import Objective
 __all__ = [
     "ReferenceSources",
     "Setup",
-    "build_optimizer",
-    "build_scheduler",
     "build_setup",
     "local_share",
-    "lr_factor",
     "plan_batches",
     "reference_inputs",
     "reference_sources",
     "run_info",
-    "schedule_steps",
     "snapshot_trainable",
     "wrap_model",
 ]
@@ -187,66 +186,6 @@ def plan_batches(config: TrainConfig, acc: Any, store: Mapping[str, Encoded]) ->
         n_partner_pool=len(store["retain"]) if unlearning and "retain" in store else 0,
         pairing=config.pairing if isinstance(config, UnlearnConfig) else "random",
     )
-
-
-def schedule_steps(config: TrainConfig, plan: BatchPlan) -> tuple[int, int]:
-    """The run's length and warm-up in optimizer steps.
-
-    Returns:
-        ``(total, warmup)``: ``max_steps`` (else ``epochs`` passes) and ``warmup_epochs``
-        passes, rounded, at most ``total``.
-    """
-    total = config.max_steps or config.epochs * plan.steps_per_epoch
-    return total, min(total, round(config.warmup_epochs * plan.steps_per_epoch))
-
-
-def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
-    """Learning-rate multiplier of optimizer step ``step`` (0-based).
-
-    Linear warm-up reaching 1 at step ``warmup - 1``, then linear decay (``linear``, positive
-    through the last step) or constant (``constant``).
-
-    Returns:
-        The factor in (0, 1].
-    """
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    return (total - step) / max(1, total - warmup)
-
-
-def build_scheduler(optimizer: Any, *, warmup: int, total: int, schedule: str) -> Any:
-    """The learning-rate schedule of :func:`lr_factor` on ``optimizer``.
-
-    Returns:
-        A ``torch.optim.lr_scheduler.LambdaLR``.
-    """
-    fn = partial(lr_factor, warmup=warmup, total=total, schedule=schedule)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD; weight decay on matrices only (not on biases and norm weights).
-
-    Returns:
-        The optimizer over the trainable parameters, at ``config.learning_rate``.
-
-    Raises:
-        ValueError: the model has no trainable parameters.
-    """
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    if not decay and not rest:
-        raise ValueError("the model has no trainable parameters")
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": rest, "weight_decay": 0.0},
-    ]
-    groups = [g for g in groups if g["params"]]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum)
-    return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
 def _configure_deepspeed(acc: Any, config: TrainConfig, plan: BatchPlan) -> None:

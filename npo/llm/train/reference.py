@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from npo.llm.data import Encoded, collate
+from npo.llm.encoding import Encoded, collate
 from npo.llm.forward import eval_mode, forward_logits
 from npo.logprobs import sequence_logprobs
 from npo.results import atomic_write_bytes
@@ -59,7 +59,7 @@ def ref_cache_key(*, weights: str, encoded: Encoded, template: str, precision: s
 
     Returns:
         A hex digest of the cache version, ``weights`` (:func:`weights_digest`), the token ids
-        (:meth:`~npo.llm.data.Encoded.digest`), the prompt ``template`` and ``precision``.
+        (:meth:`~npo.llm.encoding.Encoded.digest`), the prompt ``template`` and ``precision``.
     """
     parts = {
         "version": CACHE_VERSION,

@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from npo.llm.data import Encoded, collate, retain_partners, seeded_permutation
+from npo.llm.encoding import Encoded, collate
 from npo.llm.forward import forward_logits
+from npo.llm.order import retain_partners, seeded_permutation
 from npo.llm.train.reference import LiveReference, select
 from npo.logprobs import next_token_mask, sequence_logprobs, token_kl
 from npo.losses import npo_weight
