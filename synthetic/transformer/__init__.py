@@ -6,7 +6,9 @@ end to end on data whose truth is known by construction:
 - :mod:`synthetic.transformer.authors`: the seeded generator of fictitious authors;
 - :mod:`synthetic.transformer.tofu_files`: their TOFU-format split files;
 - :mod:`synthetic.transformer.task`: the options, the data and the fine-tuned models;
-- :mod:`synthetic.transformer.runs`: unlearning, the divergence study and the result, with
+- :mod:`synthetic.transformer.cached`: the runs' configs, cached records and models;
+- :mod:`synthetic.transformer.drift`: the divergence study (GA and NPO under SGD and AdamW);
+- :mod:`synthetic.transformer.runs`: unlearning with evaluation curves and the result, with
   its notes and headline from :mod:`synthetic.transformer.summary`;
 - :mod:`synthetic.transformer.plots`: its figures.
 

@@ -1,7 +1,8 @@
-"""Runs of the small-transformer experiment: unlearning, the divergence study, the result.
+"""Runs of the small-transformer experiment: unlearning with evaluation curves, and the result.
 
-Unlearning runs record evaluation curves; the divergence study records the parameter drift;
-:func:`run_transformer` assembles them into an :class:`~npo.experiment.ExperimentResult`.
+Unlearning runs record evaluation curves; the divergence study
+(:mod:`synthetic.transformer.drift`) records the parameter drift; :func:`run_transformer`
+assembles them into an :class:`~npo.experiment.ExperimentResult`.
 
 Every unlearning run goes through :func:`npo.llm.train.unlearn` with an evaluation hook from
 :func:`npo.llm.eval.make_eval_hook` (no generation during training; the target model as
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from npo.experiment import ExperimentResult, ReproduceConfig
-from npo.results import atomic_write_text, to_jsonable, write_json
+from npo.results import atomic_write_text, write_json
 from synthetic.experiments import verdict
 from synthetic.stats import summarize
+from synthetic.transformer.cached import cached_run, load_model_eval, unlearn_config
+from synthetic.transformer.drift import drift_study
 from synthetic.transformer.summary import result_headline, result_notes
 from synthetic.transformer.task import (
     ResolvedTransformerConfig,
@@ -53,55 +55,11 @@ CURVE_METRICS = (
 FINAL_METRICS = (*CURVE_METRICS, "gibberish_rate", "forget_rouge", "retain_rouge")
 
 
-def _unlearn_config(
-    c: ResolvedTransformerConfig, model: Path, data: Path, out: Path, **kw: Any
-) -> Any:
-    from npo.llm.train import UnlearnConfig
-
-    base: dict[str, Any] = {
-        "model": str(model),
-        "data": str(data),
-        "out": str(out),
-        "optimizer": c.optimizer,
-        "lr": c.lr,
-        "lr_schedule": "constant",
-        "warmup_epochs": 0,
-        "weight_decay": 0.0,
-        "batch_size": c.batch_size,
-        "checkpoint_every": 0,
-        "drift_every": 1,
-        "beta": c.beta,
-        "seed": c.seed,
-        "max_length": 256,
-        "ref_cache": str(Path(c.cache_dir) / "ref_logps"),
-        "progress": c.progress,
-    }
-    base.update(kw)
-    return UnlearnConfig(**base)
-
-
-def _cached_run(path: Path, run: Callable[[], dict]) -> dict:
-    # the JSON record at path if a finished run left it, else run()'s, saved there
-    if path.is_file():
-        return json.loads(path.read_text())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, to_jsonable(run()))
-    return json.loads(path.read_text())
-
-
-def _load(model_dir: Path) -> tuple[Any, Any]:
-    from npo.llm.model import load_model
-
-    model, tok = load_model(str(model_dir))
-    model.eval()
-    return model, tok
-
-
 def _retain_results(retain_dir: Path, eval_dir: Path, forget: str, path: Path) -> Path:
     from npo.llm.eval import EvalConfig, evaluate_model
 
     if not path.is_file():
-        model, tok = _load(retain_dir)
+        model, tok = load_model_eval(retain_dir)
         res = evaluate_model(
             model, tok, str(eval_dir), forget, config=EvalConfig(generate=False, progress=False)
         )
@@ -137,7 +95,7 @@ def _unlearn_run(
             reference=target,
             save_results=False,
         )
-        cfg = _unlearn_config(
+        cfg = unlearn_config(
             c,
             models["target"],
             eval_dir,
@@ -149,7 +107,7 @@ def _unlearn_run(
             eval_every=c.eval_every,
         )
         result = unlearn(cfg, hooks=[hook])
-        model, tok = _load(result.model_dir)
+        model, tok = load_model_eval(result.model_dir)
         final = evaluate_model(
             model,
             tok,
@@ -165,47 +123,7 @@ def _unlearn_run(
         ]
         return {"evals": evals, "drift": drift, "final": final.metrics}
 
-    return _cached_run(root / forget / f"{method.replace('+', '_')}.json", run)
-
-
-def _drift_run(
-    c: ResolvedTransformerConfig,
-    models: dict,
-    eval_dir: Path,
-    method: str,
-    beta: float,
-    opt: str,
-    root: Path,
-) -> dict:
-    from npo.llm.train import unlearn
-
-    lr = {"sgd": 5e-3, "adamw": 1e-3}[opt]
-
-    def run() -> dict:
-        out = root / f"drift-{method}-{beta:g}-{opt}"
-        shutil.rmtree(out, ignore_errors=True)  # an unfinished run's leftovers
-        cfg = _unlearn_config(
-            c,
-            models["target"],
-            eval_dir,
-            out,
-            forget=f"forget{c.splits[0]:02d}",
-            method=method,
-            beta=beta,
-            optimizer=opt,
-            lr=lr,
-            max_steps=c.drift_steps,
-            max_grad_norm=0.0,
-            eval_every=0,
-        )
-        result = unlearn(cfg)
-        drift = [
-            (r["step"], r["param_drift"]) for r in result.logs if r.get("param_drift") is not None
-        ]
-        logp = [(r["step"], r["forget_logp"]) for r in result.logs]
-        return {"drift": drift, "forget_logp": logp, "lr": lr}
-
-    return _cached_run(root / f"drift-{method}-{beta:g}-{opt}.json", run)
+    return cached_run(root / forget / f"{method.replace('+', '_')}.json", run)
 
 
 def _curve(records: list[dict], metric: str) -> np.ndarray:
@@ -223,7 +141,7 @@ def _target_metrics(
         retain_res = _retain_results(
             models["retain"][pct], eval_dir, forget, root / f"retain-{forget}.json"
         )
-        model, tok = _load(models["target"])
+        model, tok = load_model_eval(models["target"])
         res = evaluate_model(
             model,
             tok,
@@ -297,7 +215,7 @@ def run_transformer(config: TransformerConfig) -> ExperimentResult:
     models = train_models(c, train_dir, report)
     root = Path(c.cache_dir) / f"runs-{run_key(c)}"
     root.mkdir(parents=True, exist_ok=True)
-    target, _ = _load(models["target"])
+    target, _ = load_model_eval(models["target"])
     curves: dict[str, dict] = {}
     rows: list[dict] = []
     steps = np.zeros(0, dtype=np.int64)
@@ -312,33 +230,18 @@ def run_transformer(config: TransformerConfig) -> ExperimentResult:
             steps, per = _method_curves(run)
             curves[forget][method] = {m: summarize(v[None]) for m, v in per.items()}
             rows.append(_method_row(forget, method, run, steps, per))
-    drift_study = _drift_study(c, models, eval_dir, root)
-    notes = result_notes(c, report, models, target_metrics, drift_study)
+    drift = drift_study(c, models, eval_dir, root)
+    notes = result_notes(c, report, models, target_metrics, drift)
     extras = {
         "target": target_metrics,
-        "drift": drift_study,
+        "drift": drift,
         "report": report,
         "memorization_accuracy": models["memorization"],
         "params": models["params"],
     }
     cfg = {"transformer": asdict(c), "data": str(eval_dir)}
-    headline = result_headline(rows, drift_study)
+    headline = result_headline(rows, drift)
     return ExperimentResult("transformer", cfg, steps, curves, rows, notes, extras, headline)
-
-
-def _drift_study(
-    c: ResolvedTransformerConfig, models: dict, eval_dir: Path, root: Path
-) -> dict[str, Any]:
-    runs = [("ga", c.beta)] + [("npo", b) for b in c.drift_betas]
-    out: dict[str, Any] = {"curves": {}, "verdicts": {}}
-    for opt in ("sgd", "adamw"):
-        for method, beta in runs:
-            run = _drift_run(c, models, eval_dir, method, beta, opt, root)
-            steps, drift = (np.array(x, float) for x in zip(*run["drift"]))
-            key = f"{method}/{opt}" if method == "ga" else f"{method}[beta={beta:g}]/{opt}"
-            out["curves"][key] = {"steps": steps, "param_drift": drift}
-            out["verdicts"][key] = verdict(steps, drift)
-    return out
 
 
 def transformer_config(config: ReproduceConfig) -> TransformerConfig:
