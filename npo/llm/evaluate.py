@@ -1,5 +1,7 @@
 """TOFU evaluation of a causal LM: forget quality, model utility and the full metric suite.
 
+Usage::
+
     from npo.llm.evaluate import EvalConfig, evaluate_model, make_eval_hook, load_eval_results
 
     retain = evaluate_model(retain_model, tok, DATA, "forget10")            # the retain model
@@ -265,7 +267,7 @@ def make_eval_hook(
     reference: Any = None,
     save_results: bool = True,
 ) -> Any:
-    """An :data:`~npo.llm.loop.EvalHook` for ``npo.llm.train.unlearn(hooks=[...])``: evaluates
+    """An ``npo.llm.loop.EvalHook`` for ``npo.llm.train.unlearn(hooks=[...])``: evaluates
     ``ctx.model`` and returns ``result.metrics`` (merged into ``log.jsonl``; at evaluation
     steps the record's ``forget_logp`` is the evaluation's, over the whole forget set).
 

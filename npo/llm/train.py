@@ -1,5 +1,7 @@
 """Fine-tuning and unlearning of Hugging Face causal LMs on TOFU-format data: the Python API.
 
+Usage::
+
     from npo.llm.train import finetune, unlearn
     from npo.llm.config import FinetuneConfig, UnlearnConfig
 
