@@ -52,7 +52,6 @@ autosummary_mock_imports = ["npo.llm.configs.__main__"]
 # The public constants of each module (names in __all__ bound by assignment).
 autosummary_context = {"constants": npo_api.package_constants("npo", "theory", "synthetic")}
 add_function_parentheses = False  # pages write signatures out where they matter
-autodoc_default_options = {"show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True

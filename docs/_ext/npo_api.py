@@ -10,8 +10,7 @@ template ``docs/_templates/autosummary/module.rst``. This extension
   carry a doc comment, so ``:data:`` references to them resolve;
 - drops the docstring a constant inherits from its type (:func:`drop_inherited_docs`);
 - shows a dataclass field's ``default_factory`` as ``...`` in signatures
-  (:func:`factory_defaults`; ``<factory>`` does not parse as Python), and lists no
-  ``Bases: object`` (:func:`drop_object_base`);
+  (:func:`factory_defaults`; ``<factory>`` does not parse as Python);
 - resolves a reference to a name a module re-exports at the object's own definition, and
   shows type variables as plain text (:func:`resolve_reexports`).
 """
@@ -128,11 +127,6 @@ def factory_defaults(
     return signature, annotation
 
 
-def drop_object_base(app: Any, name: str, obj: Any, options: Any, bases: list[type]) -> None:
-    """List no ``Bases: object`` under a class that has no other base."""
-    bases[:] = [b for b in bases if b is not object]
-
-
 def _find(dotted: str) -> Any:
     """The object a dotted name denotes (its longest importable module, then attributes)."""
     parts = dotted.split(".")
@@ -198,6 +192,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", prune_api_stubs, priority=100)  # before autosummary's (500)
     app.connect("autodoc-process-docstring", drop_inherited_docs)
     app.connect("autodoc-process-signature", factory_defaults)
-    app.connect("autodoc-process-bases", drop_object_base)
     app.connect("missing-reference", resolve_reexports)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
