@@ -62,8 +62,9 @@ napoleon_use_rtype = False
 # Nitpicky mode: every project reference must resolve. Without intersphinx the types of the
 # standard library and of third-party packages have no target; only those are exempt.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(torch|numpy|np|scipy|sympy|sp|matplotlib|transformers|accelerate|peft)(\..*)?"),
+    (r"py:.*", r"(torch|numpy|np|scipy|sympy|matplotlib|transformers|accelerate|peft)(\..*)?"),
     (r"py:.*", r"(pathlib|os|argparse|collections\.abc|types|enum|dataclasses)\..*"),
+    # the same types named bare, in annotations autodoc cannot evaluate
     (r"py:.*", r"(Tensor|Figure|Axes|Path|PathLike|Callable|Iterable|Mapping|Sequence)"),
 ]
 
