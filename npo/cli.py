@@ -1,6 +1,6 @@
 """Command line: ``npo <command> ...``. The only place that parses arguments.
 
-Commands register themselves in :data:`COMMANDS` as ``(add_arguments, run)`` pairs; a
+Commands register themselves in ``COMMANDS`` as ``(add_arguments, run)`` pairs; a
 ``ValueError`` raised by validation anywhere below becomes a one-line ``npo: error: ...``
 message with exit status 2, never a traceback.
 """
