@@ -308,7 +308,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``npo`` argument parser with one subcommand per entry of :data:`COMMANDS`.
+    """The ``npo`` argument parser with one subcommand per entry of ``COMMANDS``.
 
     Returns:
         The parser.
