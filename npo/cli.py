@@ -1,6 +1,6 @@
 """Command line: ``npo <command> ...``. The only place that parses arguments.
 
-Commands register themselves in :data:`COMMANDS` as ``(add_arguments, run)`` pairs. At this
+Commands register themselves in ``COMMANDS`` as ``(add_arguments, run)`` pairs. At this
 boundary a known failure becomes one line on stderr (:func:`npo.errors.translate`): a
 ``ValueError`` raised by validation anywhere below is ``npo: error: ...`` with exit status 2;
 a run that failed for a reason outside its options (a full or read-only disk, a non-finite
@@ -342,7 +342,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``npo`` argument parser with one subcommand per entry of :data:`COMMANDS`.
+    """The ``npo`` argument parser with one subcommand per entry of ``COMMANDS``.
 
     Returns:
         The parser.
