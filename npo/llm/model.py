@@ -191,12 +191,13 @@ def check_model_dir(path: Path) -> None:
             raise ValueError(f"model directory {str(path)!r} is a file, not a directory")
         raise ValueError(f"model directory {str(path)!r} does not exist")
     config, adapter = path / "config.json", path / "adapter_config.json"
+    inner = path / "model"
+    run_dir = (inner / "config.json").is_file() or (inner / "adapter_config.json").is_file()
+    if run_dir and not any(path.glob("*.safetensors")):
+        raise ValueError(
+            f"{path} is a run directory, not a model; its model is {inner} (pass that)"
+        )
     if not config.is_file() and not adapter.is_file():
-        inner = path / "model"
-        if (inner / "config.json").is_file() or (inner / "adapter_config.json").is_file():
-            raise ValueError(
-                f"{path} is a run directory, not a model; its model is {inner} (pass that)"
-            )
         raise ValueError(f"{path} has no config.json: not a saved Hugging Face model")
     for cfg in (config, adapter):
         if cfg.is_file() and not isinstance(read_json(cfg, "model config"), dict):
