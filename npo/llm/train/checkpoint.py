@@ -276,8 +276,7 @@ def nonfinite_error(s: Setup, step: int, what: str, detail: str) -> NonFiniteLos
         where = "no checkpoint was written"
     elif last is not None:
         where = (
-            f"the last good checkpoint is {last[1]} (resume from it with --resume and a lower "
-            "--lr)"
+            f"the last good checkpoint is {last[1]} (resume from it with --resume and a lower --lr)"
         )
     elif aside:
         where = f"no earlier checkpoint is kept ({again})"
@@ -342,9 +341,12 @@ def resume_from(s: Setup, step: int, path: Path, changes: dict | None = None) ->
     else:
         load_model_weights(s.unwrapped, path / "model")
     raw = getattr(s.optimizer, "optimizer", s.optimizer)
-    set_optimizer_state_dict(
-        s.model, raw, load_optimizer(path), options=StateDictOptions(full_state_dict=True)
-    )
+    osd = load_optimizer(path)
+    if osd["state"]:
+        set_optimizer_state_dict(s.model, raw, osd, options=StateDictOptions(full_state_dict=True))
+    else:  # SGD without momentum keeps no tensors (torch's loader needs one for the device)
+        for group, saved in zip(raw.param_groups, osd["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
     s.scheduler.load_state_dict(state["scheduler"])
     apply_changes(s.scheduler, raw, s.config, changes or {})
     load_rng(path, s.accelerator.process_index)
