@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -267,6 +268,26 @@ def ref_cache_on_a_full_disk(w, tmp, mp, keep):
 @case("traceback", "cannot write the reference cache", 0, check=_cache_warning("Read-only"))
 def ref_cache_read_only(w, tmp, mp, keep):
     fail_writes(mp, str(tmp / "fresh-cache"), errno.EROFS)
+    return [*_un(w, tmp), "--ref-cache", str(tmp / "fresh-cache")]
+
+
+def _nothing_cached(w, tmp, out, err):
+    assert not list((tmp / "fresh-cache").glob("*")), list((tmp / "fresh-cache").iterdir())
+
+
+@case("review", "sequences are non-finite (first: item 1)", 2, check=_nothing_cached)
+def reference_logprobs_non_finite(w, tmp, mp, keep):
+    # Finite weights whose reference log-probs underflow: refused, named, never cached.
+    import npo.llm.train.reference as reference
+
+    real = reference.compute_ref_logps
+
+    def underflow(*args, **kw):
+        values = real(*args, **kw)
+        values[1] = float("-inf")
+        return values
+
+    mp.setattr(reference, "compute_ref_logps", underflow)
     return [*_un(w, tmp), "--ref-cache", str(tmp / "fresh-cache")]
 
 
@@ -679,10 +700,14 @@ def _synthetic(key, method):
         result = json.loads((tmp / "syn" / "fig4-alpha1.json").read_text())
         assert method in result[key], result[key]
         assert "RuntimeWarning" not in err
+        record = result["provenance"]
+        assert len(record["seed"]) == 1 and record["config"]["lr"] == float(SYN_LR[method])
+        assert record["libraries"]["numpy"] == metadata.version("numpy")
 
     return check
 
 
+SYN_LR = {"simnpo": "1e308", "ga": "1e3"}
 SYN = ["--steps", "20", "--seeds", "1", "--ref-steps", "50", "--eval-every", "5", "--no-progress"]
 
 
@@ -696,6 +721,30 @@ def synthetic_lr_1e308(w, tmp, mp, keep):
 def synthetic_ga_lr_1e3(w, tmp, mp, keep):
     args = ["--methods", "ga", "--lr", "1e3", *SYN]
     return ["reproduce", "fig4-alpha1", "--out", str(tmp / "syn"), *args]
+
+
+def test_results_record_their_provenance(world):
+    # result.json of a run and an evaluation's results: what reproduces them.
+    import platform
+
+    run = json.loads((world.run / "result.json").read_text())["provenance"]
+    ev = json.loads(world.results.read_text())["info"]["provenance"]
+    for p in (run, ev):
+        assert p["python"] == platform.python_version()
+        for lib in ("torch", "transformers", "accelerate", "numpy"):
+            assert p["libraries"][lib] == metadata.version(lib)
+        assert p["git"] is None or len(p["git"]["commit"]) == 40
+        assert p["world_size"] == 1
+    assert run["seed"] == run["config"]["seed"] and run["per_device_batch"] == 4
+    assert run["config"]["lr"] == 1e-3 and run["config"]["max_steps"] == 2
+    assert run["paths"]["model"] == str(world.model.resolve())
+    state = json.loads(
+        (world.run / "checkpoints" / "step-000002" / "trainer_state.json").read_text()
+    )
+    assert run["digests"] == state["digests"]  # what --resume compares
+    assert set(run["digests"]["data"]) >= {"forget", "retain"}
+    assert ev["digests"]["tokenizer"] == run["digests"]["tokenizer"]  # the same tokenizer
+    assert ev["config"]["max_items"] == 2
 
 
 # ---------------------------------------------------------------- the corpus
