@@ -291,6 +291,18 @@ def reference_logprobs_non_finite(w, tmp, mp, keep):
     return [*_un(w, tmp), "--ref-cache", str(tmp / "fresh-cache")]
 
 
+@case("review", "from a different model family (llama, vocabulary 7)", 2, check=_nothing_cached)
+def unlearn_retain_results_of_another_vocabulary(w, tmp, mp, keep):
+    # Refused before the model loads: no reference log-probs computed (the cache stays empty).
+    results = copy(w.results, tmp / "retain.json")
+    obj = json.loads(results.read_text())
+    obj["info"]["model"]["vocab_size"] = 7
+    results.write_text(json.dumps(obj))
+    extra = ("--retain-results", str(results), "--eval-max-items", "2")
+    extra += ("--ref-cache", str(tmp / "fresh-cache"))
+    return [*_un(w, tmp), *extra]
+
+
 # ---------------------------------------------------------------- model files
 
 
