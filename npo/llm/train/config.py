@@ -227,8 +227,8 @@ class UnlearnConfig(TrainConfig):
     allow_negative_weights: bool = field(
         default=False,
         metadata=_h(
-            "accept negative --terms/--*-weight weights (a negative weight reverses its term: "
-            "a negative forget term learns the forget set)"
+            "accept negative objective weights (--terms, --forget/--retain/--kl-weight): a "
+            "negative weight reverses its term, and a negative forget term learns the forget set"
         ),
     )
 
