@@ -687,6 +687,26 @@ def sigint_mid_step(w, tmp, mp, keep):
     return _un(w, tmp)
 
 
+def _interrupted_in_the_final_save(w, tmp, out, err):
+    _interrupted("step-000002")(w, tmp, out, err)
+    assert not (tmp / "out" / "model").exists()
+
+
+@case("review", "npo: interrupted", 130, check=_interrupted_in_the_final_save)
+def sigint_during_the_final_save(w, tmp, mp, keep):
+    import npo.llm.digests as digests
+
+    real = digests.write_model_meta
+
+    def interrupt(model_dir, *args, **kw):
+        if Path(model_dir).name.startswith(".model."):  # OUT/model's temporary directory
+            raise KeyboardInterrupt
+        return real(model_dir, *args, **kw)
+
+    mp.setattr(digests, "write_model_meta", interrupt)
+    return _un(w, tmp)
+
+
 def _modes(w, tmp, out, err):
     assert (tmp / "r.json").stat().st_mode & 0o777 == 0o644
     model = tmp / "out" / "model"
