@@ -578,6 +578,22 @@ def resume_finished_run_with_a_torn_line(w, tmp, mp, keep):
     return unlearn_argv(w.model, w.data, run, w.cache, "--resume")
 
 
+def _leftovers_removed(w, tmp, out, err):
+    _no_temporaries(tmp / "run")
+    _same_as_the_whole_run(w, tmp, out, err)
+
+
+@case("review", "wrote", 0, check=_leftovers_removed)
+def resume_after_kill_9_during_saves(w, tmp, mp, keep):
+    # What kill -9 leaves mid-save: a final model's, a checkpoint's and a file's temporaries.
+    run = _half_run(w, tmp, torn=False)
+    (run / ".model.k9x2").mkdir()
+    (run / ".model.k9x2" / "model.safetensors").write_bytes(b"half")
+    (run / "checkpoints" / ".tmp-step-000002").mkdir()
+    (run / ".result.json.k9.tmp").write_text("{")
+    return unlearn_argv(w.model, w.data, run, w.cache, "--resume")
+
+
 @case("traceback", "No space left on device", 1)
 def resume_on_a_still_full_disk(w, tmp, mp, keep):
     run = _half_run(w, tmp, torn=True)
