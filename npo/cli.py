@@ -1,8 +1,11 @@
 """Command line: ``npo <command> ...``. The only place that parses arguments.
 
-Commands register themselves in ``COMMANDS`` as ``(add_arguments, run)`` pairs; a
-``ValueError`` raised by validation anywhere below becomes a one-line ``npo: error: ...``
-message with exit status 2, never a traceback.
+Commands register themselves in ``COMMANDS`` as ``(add_arguments, run)`` pairs. At this
+boundary a known failure becomes one line on stderr (:func:`npo.errors.translate`): a
+``ValueError`` raised by validation anywhere below is ``npo: error: ...`` with exit status 2;
+a run that failed for a reason outside its options (a full or read-only disk, a non-finite
+loss) exits 1; Ctrl-C prints where the run stopped and exits 130. Any other exception is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from npo.config import add_dataclass_args, dataclass_from_args
+from npo.errors import RunFailed, translate
 
 __all__ = ["main"]
 
@@ -79,7 +83,7 @@ def _reproduce(ns: argparse.Namespace) -> int:
     rows = []
     for entry in entries:
         result = entry.run(config)
-        paths = write_result(result, out, entry.plot)
+        paths = write_result(result, out, entry.plot, extra={"provenance": _provenance(config)})
         print(f"{entry.name}: wrote {', '.join(str(p) for p in paths)}", flush=True)
         rows.append((entry.name, result.headline))
     width = max(len(n) for n, _ in rows)
@@ -87,6 +91,12 @@ def _reproduce(ns: argparse.Namespace) -> int:
     for name, headline in rows:
         print(f"  {name:<{width}}  {headline}")
     return 0
+
+
+def _provenance(config) -> dict:
+    from npo.provenance import provenance
+
+    return provenance(config=config, seed=list(config.seed_list), world_size=1)
 
 
 def _theory_args(p: argparse.ArgumentParser) -> None:
@@ -196,6 +206,10 @@ def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
                 "--retain-results FILE (the retain model's `npo eval` results)"
             )
         return []
+    from npo.llm.guard import check_outputs
+
+    extra = {"--retain-results": ns.retain_results, "--eval-reference": ns.eval_reference}
+    check_outputs({"--out": config.out}, extra)
     eval_config = dataclass_from_args(EvalConfig, ns, prefix="eval-")
     hook = make_eval_hook(
         config.data,
@@ -203,6 +217,7 @@ def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
         config=eval_config,
         retain_results=ns.retain_results,
         reference=ns.eval_reference,
+        model_dir=config.model,
     )
     return [hook]
 
@@ -255,6 +270,7 @@ def _eval(ns: argparse.Namespace) -> int:
     config = dataclass_from_args(EvalConfig, ns)
     if ns.out.is_dir():
         raise ValueError(f"--out {ns.out} is a directory; give the results file to write")
+    _check_eval_out(ns)
     ensure_out_dir(ns.out.parent)
     result = evaluate_dir(
         ns.model,
@@ -269,6 +285,24 @@ def _eval(ns: argparse.Namespace) -> int:
     print("\n".join(summary_lines(result)))
     print(f"wrote {ns.out}")
     return 0
+
+
+def _check_eval_out(ns: argparse.Namespace) -> None:
+    # The results file is never an input, nor inside one (a model directory, the data).
+    from npo.llm.digests import adapter_base
+    from npo.llm.guard import check_outputs
+
+    inputs = {
+        "--model": ns.model,
+        "--data": ns.data,
+        "--retain-results": ns.retain_results,
+        "--reference": ns.reference,
+    }
+    for option in ("--model", "--reference"):
+        path = inputs[option]
+        if path is not None and (Path(path) / "adapter_config.json").is_file():
+            inputs[f"adapter base of {option}"] = adapter_base(Path(path))
+    check_outputs({"--out": ns.out}, inputs)
 
 
 def _quiet_hf() -> None:
@@ -325,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``npo`` command line.
 
-    A ``ValueError`` raised by validation anywhere below becomes one ``npo: error: ...`` line on
-    stderr and exit status 2.
+    A known failure becomes one line on stderr and its exit status (:func:`npo.errors.translate`:
+    2 for invalid input, 1 for a run that failed, 130 for Ctrl-C); an unknown exception keeps
+    its traceback.
 
     Args:
         argv: the arguments (None: ``sys.argv[1:]``).
@@ -338,9 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         return COMMANDS[ns.command][2](ns)
-    except ValueError as exc:
-        print(f"npo: error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, RunFailed, OSError, KeyboardInterrupt) as exc:
+        found = translate(exc)
+        if found is None:
+            raise
+        line, status = found
+        print(line, file=sys.stderr, flush=True)
+        return status
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ class ExperimentResult:
     ``table`` holds one dict per row of the Markdown table, ``notes`` the lines below it,
     ``extras`` anything else the plot needs, ``headline`` the one-line summary ``npo
     reproduce`` prints, ``failed_runs`` the runs stopped on a non-finite value
-    (``method -> [{"seed", "step"}]``).
+    (``method -> [{"seed", "step"}]``), ``exploding_runs`` the finite runs whose metrics grew
+    past the experiment's sanity bound (same form; the criterion is in ``notes``).
     """
 
     name: str
@@ -126,13 +127,15 @@ class ExperimentResult:
     extras: dict = field(default_factory=dict)
     headline: str = ""
     failed_runs: dict = field(default_factory=dict)
+    exploding_runs: dict = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document written as ``NAME.json``.
 
         Returns:
             ``{"name", "config", "steps", "curves", "table", "notes", "extras",
-            "failed_runs"}`` (arrays and dataclasses are converted when written).
+            "failed_runs", "exploding_runs"}`` (arrays and dataclasses are converted when
+            written).
         """
         return {
             "name": self.name,
@@ -143,6 +146,7 @@ class ExperimentResult:
             "notes": self.notes,
             "extras": self.extras,
             "failed_runs": self.failed_runs,
+            "exploding_runs": self.exploding_runs,
         }
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "npo_loss",
     "npo_weight",
     "simnpo_loss",
+    "simnpo_max_weight",
 ]
 
 
@@ -196,6 +197,22 @@ def simnpo_loss(
         raise ValueError("simnpo_loss needs lengths > 0 (a sequence without answer tokens)")
     lengths = lengths.to(policy_logps.dtype)
     return (2.0 / beta) * _softplus((beta / lengths) * policy_logps + gamma)  # -logsigmoid(-x)
+
+
+def simnpo_max_weight(gamma: float) -> float:
+    """The largest gradient weight :func:`simnpo_loss` can put on ``log pi``: ``2 sigmoid(gamma)``.
+
+    The weight is ``(2/|y|) sigmoid((beta/|y|) log pi + gamma)``; with ``log pi <= 0`` and
+    ``|y| >= 1`` it never exceeds ``2 sigmoid(gamma)``, whatever the model does. A margin that
+    makes this bound negligible makes every SimNPO step a no-op.
+
+    Args:
+        gamma: the reward margin.
+
+    Returns:
+        ``2 sigmoid(gamma)`` in float64 (0 for ``gamma`` below about -745).
+    """
+    return 2.0 * float(torch.sigmoid(torch.tensor(float(gamma), dtype=torch.float64)))
 
 
 def dpo_loss(

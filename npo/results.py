@@ -20,10 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from npo.errors import io_error
+
 __all__ = [
     "append_jsonl",
     "atomic_write_bytes",
     "atomic_write_text",
+    "creation_mode",
     "ensure_out_dir",
     "markdown_table",
     "to_jsonable",
@@ -46,18 +49,75 @@ def ensure_out_dir(path: str | os.PathLike) -> Path:
     return out
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary file in the same directory, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _umask() -> int:
+    # The process's umask, read without changing it where Linux reports it.
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # os.write until every byte is written (a short write is not an error).
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def creation_mode(directory: bool = False) -> int:
+    """The permission bits ``open()`` / ``mkdir()`` would give a new file or directory.
+
+    ``0o666`` (files) or ``0o777`` (directories) without the bits of the umask. Temporary
+    files and directories (``mkstemp``, ``mkdtemp``) are created private (``0o600``/``0o700``);
+    what is renamed into place gets these bits first.
+
+    Args:
+        directory: the mode of a directory instead of a file.
+
+    Returns:
+        The mode, e.g. ``0o644`` / ``0o755`` under umask ``022``.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary file in the same directory, then rename it into place.
+
+    The file gets the mode ``open()`` would give it (:func:`creation_mode`). An interrupted or
+    failed write leaves the previous file (if any) intact and no temporary file behind.
+
+    Args:
+        path: the file to write.
+        data: its new contents.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        FileIOError: (an ``OSError``) naming ``path``, e.g. on a full disk.
+    """
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise io_error(exc, path, "write") from exc
+    try:
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, creation_mode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise io_error(exc, path, "write") from exc
         raise
     return path
 
@@ -146,11 +206,21 @@ def append_jsonl(path: str | os.PathLike, record: Any) -> Path:
 
     Returns:
         The path written.
+
+    Raises:
+        FileIOError: (an ``OSError``) naming ``path``, e.g. on a full disk; the line may be
+            cut short (a torn last line, which a resumed run drops).
     """
     path = Path(path)
-    line = _jsonl_line(record)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
+    line = _jsonl_line(record).encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # umask applies
+        try:
+            _write_all(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise io_error(exc, path, "append to") from exc
     return path
 
 
@@ -181,17 +251,20 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_result(result: Any, out_dir: str | os.PathLike, plot: Any) -> list[Path]:
+def write_result(
+    result: Any, out_dir: str | os.PathLike, plot: Any, extra: Mapping[str, Any] | None = None
+) -> list[Path]:
     """Write an experiment's figure(s), JSON and Markdown summary into ``out_dir``.
 
     ``plot(result)`` returns a Figure, or ``{suffix: Figure}`` written as
-    ``NAME{suffix}.png``; the JSON is :meth:`~npo.experiment.ExperimentResult.to_json`, the
-    Markdown the table and notes.
+    ``NAME{suffix}.png``; the JSON is :meth:`~npo.experiment.ExperimentResult.to_json` (plus
+    ``extra``'s keys, e.g. ``provenance``), the Markdown the table and notes.
 
     Args:
         result: an :class:`~npo.experiment.ExperimentResult`.
         out_dir: the output directory (created if needed).
         plot: the experiment's plot function.
+        extra: further top-level keys of the JSON.
 
     Returns:
         The paths written: the PNGs, then the JSON and the Markdown file.
@@ -207,7 +280,7 @@ def write_result(result: Any, out_dir: str | os.PathLike, plot: Any) -> list[Pat
             pngs.append(write_figure(fig, out, f"{result.name}{suffix}"))
         finally:
             plt.close(fig)
-    js = write_json(out / f"{result.name}.json", result.to_json())
+    js = write_json(out / f"{result.name}.json", {**result.to_json(), **(extra or {})})
     md = [f"# {result.name}", "", markdown_table(result.table), ""]
     md += [f"- {n}" for n in result.notes]
     names = ", ".join(f"`{p.name}`" for p in pngs)

@@ -9,7 +9,9 @@ gradient. What each group computes follows from ``objective.needs()``, never fro
 
 A run whose loss or gradient turns non-finite is frozen at its last good parameters (the last
 whose loss and gradient were finite), its step recorded in ``failed_step``; its metrics from
-the bad parameters on are NaN and the other runs continue.
+the bad parameters on are NaN and the other runs continue. A run whose parameters or metrics
+become non-finite at an evaluation (an overflow the loss did not show, e.g. SimNPO's
+saturating loss at an enormous learning rate) fails there the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ METRICS = (
     "npo_weight",
     "forget_logp",
 )
+# The metrics that are finite for every sound run (npo_weight is NaN by design without NPO).
+_FINITE = ("forget_distance", "retain_distance", "forget_kl", "param_drift", "forget_logp")
 
 
 @dataclass(frozen=True)
@@ -290,11 +294,20 @@ def run_unlearning(
     gen = torch.Generator().manual_seed(config.sample_seed)
     n_f, n_r = task.forget.labels.shape[1], task.retain.labels.shape[1]
 
-    def record(col: int) -> None:
-        for name, value in prog.evaluate(theta).items():
+    def record(col: int, step: int) -> None:
+        nonlocal alive
+        values = prog.evaluate(theta)
+        sound = torch.isfinite(theta).all(-1)
+        for name in _FINITE:
+            sound &= torch.isfinite(values[name])
+        newly = alive & ~sound
+        if bool(newly.any()):
+            failed[newly.numpy()] = step
+            alive = alive & sound
+        for name, value in values.items():
             metrics[name][:, :, col] = torch.where(alive, value, float("nan")).numpy()
 
-    record(0)
+    record(0, 0)
     col = 1
     prev = theta  # the parameters one update before `theta`
     bar = tqdm(range(1, config.steps + 1), desc="unlearning", disable=not config.progress or None)
@@ -324,6 +337,6 @@ def run_unlearning(
         new = update(theta, grad, lrs, kinds, states, step)
         prev, theta = theta, torch.where(alive[..., None], new, theta)
         if col < rec.size and step == rec[col]:
-            record(col)
+            record(col, step)
             col += 1
     return Curves(specs, tuple(task.config.seeds), rec, metrics, failed)

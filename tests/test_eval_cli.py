@@ -48,7 +48,7 @@ def data(tofu_dir, tmp_path_factory):
     return write_tofu_subset(tofu_dir, tmp_path_factory.mktemp("sub"), authors=5, utility_items=16)
 
 
-def test_bad_input_is_one_line(data, tmp_path, capsys):
+def test_bad_input_is_one_line(data, random_model, tmp_path, capsys):
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "out" / "r.json"
@@ -59,13 +59,18 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
     (model / "model.safetensors").write_bytes(b"")
     err = cli_error([*base, "--model", str(model), "--forget", "forget1"], capsys)
     assert "forget split must look like 'forget10'" in err
+    err = cli_error([*base, "--model", str(model)], capsys)
+    assert f"{model / 'model.safetensors'} is empty (0 bytes)" in err
+    model = random_model  # a sound model: the other inputs are checked next
     none = tmp_path / "none.json"
     err = cli_error([*base, "--model", str(model), "--retain-results", str(none)], capsys)
     assert f"results file {tmp_path / 'none.json'} not found" in err
     err = cli_error([*base, "--model", str(model), "--batch-size", "0"], capsys)
     assert "batch_size must be >= 1" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
     err = cli_error(
-        ["eval", "--data", str(tmp_path), "--model", str(model), "--out", str(out)], capsys
+        ["eval", "--data", str(empty), "--model", str(model), "--out", str(out)], capsys
     )
     assert "no file" in err and "forget10_perturbed.json" in err
     err = cli_error(

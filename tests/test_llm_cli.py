@@ -44,7 +44,7 @@ def data(mini_data):
     return mini_data
 
 
-def test_bad_input_is_one_line(data, tmp_path, capsys):
+def test_bad_input_is_one_line(data, random_model, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
     rows = read_rows(data / "forget10.json")
@@ -60,6 +60,9 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
     err = cli_error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
     assert "no *.safetensors weights" in err and "pickled .bin checkpoints are refused" in err
     (model / "model.safetensors").write_bytes(b"")
+    err = cli_error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
+    assert f"{model / 'model.safetensors'} is empty (0 bytes)" in err
+    model = random_model  # a sound model: the data is checked next
     err = cli_error(["unlearn", "--data", str(bad), "--model", str(model), *out], capsys)
     assert f"{bad / 'forget10.json'}:2: missing field 'answer'" in err
     unlearn = ["unlearn", "--data", str(data), "--model", str(model), *out]

@@ -115,8 +115,10 @@ def test_out_dir_guard_and_resume_config_check(model_dir, data, tmp_path):
     unlearn(cfg)
     with pytest.raises(ValueError, match=r"already holds a run .* pass --resume"):
         unlearn(cfg)
-    with pytest.raises(ValueError, match=r"different configuration .*lr: 0\.003 -> 0\.001"):
-        unlearn(dataclasses.replace(cfg, resume=True, lr=1e-3))
+    with pytest.raises(
+        ValueError, match=r"different configuration .*beta: 0\.1 -> 0\.2.*only --lr"
+    ):
+        unlearn(dataclasses.replace(cfg, resume=True, beta=0.2))
 
 
 def test_nonfinite_loss_stops_with_the_last_good_checkpoint(model_dir, data, tmp_path, monkeypatch):
@@ -125,7 +127,7 @@ def test_nonfinite_loss_stops_with_the_last_good_checkpoint(model_dir, data, tmp
     def npo_then_nan(policy_logps, ref_logps, *, beta):
         calls.append(1)
         out = kernel.fn(policy_logps, ref_logps, beta=beta)
-        return out * float("nan") if len(calls) == 5 else out  # micro-batch 1 of step 3
+        return out * float("nan") if len(calls) == 7 else out  # micro-batch 1 of step 4
 
     assert inspect.signature(npo_then_nan).parameters.keys() == {
         "policy_logps",
@@ -137,10 +139,11 @@ def test_nonfinite_loss_stops_with_the_last_good_checkpoint(model_dir, data, tmp
     with pytest.raises(NonFiniteLossError) as err:
         unlearn(_config(model_dir, data, out, checkpoint_every=2))
     msg = str(err.value)
-    assert "non-finite loss at step 3 (forget_npo=nan" in msg
+    assert "non-finite loss at step 4 (forget_npo=nan" in msg
+    assert "after the update of step 3 (too high a --lr" in msg
     assert f"the last good checkpoint is {out / 'checkpoints' / 'step-000002'}" in msg
     assert not (out / "model").exists()
-    assert [r["step"] for r in read_log(out)] == [1, 2]
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3]
     model, _ = load_model(out / "checkpoints" / "step-000002" / "model")
     assert all(torch.isfinite(p).all() for p in model.parameters())
     good = read_weights(out / "checkpoints" / "step-000002" / "model")

@@ -169,6 +169,11 @@ def _check_row(row: Any, where: str, fields: dict[str, str]) -> dict[str, Any]:
     return row
 
 
+def _json_msg(exc: json.JSONDecodeError) -> str:
+    # "Unterminated string starting at" + " at column 5" would read "at at".
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
 def _parse_json_array(text: str, path: Path) -> list[tuple[int, Any]]:
     # The items of a JSON array, each with the line it starts on.
     decoder = json.JSONDecoder()
@@ -187,7 +192,7 @@ def _parse_json_array(text: str, path: Path) -> list[tuple[int, Any]]:
         try:
             obj, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+            raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({_json_msg(exc)})") from None
         items.append((line, obj))
 
 
@@ -205,9 +210,7 @@ def _read_file_rows(path: Path) -> list[tuple[int, Any]]:
         try:
             rows.append((lineno, json.loads(line)))
         except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{path}:{lineno}: malformed JSON line ({exc.msg} at column {exc.colno})"
-            ) from None
+            raise ValueError(f"{path}:{lineno}: malformed JSON line ({_json_msg(exc)})") from None
     return rows
 
 
@@ -233,9 +236,18 @@ def _read_hf_rows(repo: str, name: str) -> list[tuple[int, Any]]:
 
 def _local_dir(data: str | Path) -> Path:
     path = Path(data)
+    if path.is_file():
+        raise ValueError(
+            f"data directory {str(path)!r} is a file; pass the directory that holds the TOFU "
+            f"files (here {str(path.parent)!r})"
+        )
     if not path.is_dir():
         raise ValueError(f"data directory {str(path)!r} does not exist (or use hf:locuslab/TOFU)")
     return path
+
+
+def _is_split_name(name: str) -> bool:
+    return any(re.fullmatch(pattern, name) for pattern, _ in _SPLIT_FIELDS)
 
 
 def read_split(data: str | Path, name: str) -> QASplit:
@@ -258,7 +270,7 @@ def read_split(data: str | Path, name: str) -> QASplit:
         candidates = [folder / f"{name}.json", folder / f"{name}.jsonl"]
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
-            have = sorted(p.stem for p in folder.glob("*.json*"))
+            have = sorted(p.stem for p in folder.glob("*.json*") if _is_split_name(p.stem))
             raise ValueError(
                 f"split {name!r}: no file {candidates[0]} (or .jsonl); splits there: {have}"
             )
@@ -283,9 +295,17 @@ def read_idk(data: str | Path, idk_file: str | Path | None = None) -> tuple[str,
             )
         idk_file = _local_dir(data) / IDK_FILE
     path = Path(idk_file)
+    if path.is_dir():
+        raise ValueError(f"IDK answers file {path} is a directory (one answer per line)")
     if not path.is_file():
         raise ValueError(f"IDK answers file {path} not found (one answer per line)")
-    answers = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"IDK answers file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    answers = tuple(line.strip() for line in text.splitlines())
     answers = tuple(a for a in answers if a)
     if not answers:
         raise ValueError(f"{path}: no IDK answers (expected one answer per line)")

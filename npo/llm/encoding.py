@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from npo.llm.data import QASplit
+from npo.llm.prefix import token_head
 
 __all__ = [
     "PLAIN_TEMPLATE",
@@ -134,6 +135,9 @@ def encode_qa(
     if len(answers) != len(questions):
         raise ValueError(f"{len(answers)} answers for {len(questions)} questions in {split.name}")
     prompts = encode_prompts(tokenizer, questions)
+    # An answer longer than the room left keeps only its head (same first tokens, no need to
+    # tokenize megabytes: npo.llm.prefix).
+    answers = [token_head(tokenizer, a, max_length - len(p)) for p, a in zip(prompts, answers)]
     bodies = tokenizer(answers, add_special_tokens=False)["input_ids"]
     ids, plens, truncated = [], [], 0
     for i, (p, a) in enumerate(zip(prompts, bodies)):

@@ -9,10 +9,7 @@ when the caller passes it. Nothing is downloaded: a model is a local directory.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +17,22 @@ from typing import Any
 
 import torch
 
+from npo.llm.saving import honor_umask, replace_dir, save_model_dir, saving
+
 __all__ = [
     "TinyLlamaSpec",
     "add_lora",
     "build_tiny_llama",
+    "check_finite_weights",
     "check_model_dir",
     "check_vocab",
+    "honor_umask",
     "load_model",
+    "load_tokenizer",
+    "replace_dir",
     "resolve_precision",
     "save_model_dir",
+    "saving",
     "train_tokenizer",
 ]
 
@@ -157,57 +161,191 @@ def check_vocab(model: Any, tokenizer: Any) -> None:
         )
 
 
+def _check_safetensors(path: Path) -> None:
+    # The header of a safetensors file: its tensor table must parse and cover the file.
+    from safetensors import SafetensorError, safe_open
+
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): not safetensors weights")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except SafetensorError as exc:
+        raise ValueError(
+            f"{path} is not a valid safetensors file ({exc}); it is truncated or damaged"
+        ) from None
+
+
 def check_model_dir(path: Path) -> None:
-    """``ValueError`` unless ``path`` is a saved model (config + safetensors weights)."""
+    """``ValueError`` unless ``path`` is a saved model (config + safetensors weights).
+
+    Checked without loading: the directory, a parseable ``config.json`` (or
+    ``adapter_config.json``), and every ``*.safetensors`` header (a truncated, empty or garbled
+    file is named). A run directory (``OUT`` rather than ``OUT/model``) is pointed at its model.
+    """
+    from npo.llm.digests import read_json
+
+    path = Path(path)
     if not path.is_dir():
+        if path.exists():
+            raise ValueError(f"model directory {str(path)!r} is a file, not a directory")
         raise ValueError(f"model directory {str(path)!r} does not exist")
-    if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
+    config, adapter = path / "config.json", path / "adapter_config.json"
+    inner = path / "model"
+    run_dir = (inner / "config.json").is_file() or (inner / "adapter_config.json").is_file()
+    if run_dir and not any(path.glob("*.safetensors")):
+        raise ValueError(
+            f"{path} is a run directory, not a model; its model is {inner} (pass that)"
+        )
+    if not config.is_file() and not adapter.is_file():
         raise ValueError(f"{path} has no config.json: not a saved Hugging Face model")
-    if not any(path.glob("*.safetensors")):
+    for cfg in (config, adapter):
+        if cfg.is_file() and not isinstance(read_json(cfg, "model config"), dict):
+            raise ValueError(f"model config {cfg} is not a JSON object")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
         have = sorted(p.name for p in path.iterdir())
         raise ValueError(
             f"{path} has no *.safetensors weights (found {have}); only safetensors are loaded "
             "(pickled .bin checkpoints are refused; convert them with save_pretrained)"
         )
+    for w in weights:
+        _check_safetensors(w)
+
+
+def check_finite_weights(model: Any, where: str | os.PathLike) -> None:
+    """``ValueError`` naming the first tensor with NaN/inf values (a corrupt or diverged model)."""
+    bad = []
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad.append((name, int((~torch.isfinite(t)).sum())))
+    if bad:
+        more = f" and {len(bad) - 1} more tensors" if len(bad) > 1 else ""
+        raise ValueError(
+            f"the model in {where} has non-finite weights: {bad[0][1]} NaN/inf values in "
+            f"{bad[0][0]}{more}; it cannot be trained or evaluated (a diverged or damaged save)"
+        )
+
+
+def _tokenizer_dir(path: Path) -> Path:
+    # Where a model's tokenizer lives: its own directory, or an adapter's base.
+    from npo.llm.digests import adapter_base
+
+    if (path / "adapter_config.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        return adapter_base(path)
+    return path
+
+
+def load_tokenizer(path: str | os.PathLike, *, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a saved model (or adapter) directory, checked before any weights load.
+
+    EOS required; a missing pad token is set to EOS (padding never decides the attention mask
+    here). Its digest is checked against the ``npo_model.json`` npo saved beside the weights.
+
+    Returns:
+        The tokenizer.
+
+    Raises:
+        ValueError: it cannot be loaded, has no EOS, or is not the one saved with the weights.
+    """
+    from transformers import AutoTokenizer
+
+    from npo.llm.digests import check_model_meta
+
+    tok_dir = _tokenizer_dir(Path(path))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"cannot load the tokenizer from {tok_dir}: {cause}") from None
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"the tokenizer in {tok_dir} has no EOS token")
+    check_model_meta(tok_dir, tokenizer=tokenizer)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _from_pretrained(path: Path, kwargs: dict[str, Any]) -> Any:
+    # AutoModelForCausalLM.from_pretrained with its failures as one line naming `path`:
+    # unreadable weights, and weights that do not fit the config (shapes, missing tensors).
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report: our one line says it instead
+    try:
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            path, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+        )
+        model, info = loaded
+    except (OSError, SafetensorError) as exc:
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"cannot load the model in {path}: {cause}") from None
+    finally:
+        hf_logging.set_verbosity(level)
+    mismatched = list(info.get("mismatched_keys") or ())
+    if mismatched:
+        key, ckpt, want = mismatched[0]
+        raise ValueError(
+            f"the weights in {path} do not fit its config.json: {key} has shape "
+            f"{list(ckpt)} in the safetensors file, the config implies {list(want)} "
+            f"({len(mismatched)} tensors differ)"
+        )
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ValueError(
+            f"the weights in {path} lack {len(missing)} tensors its config.json needs (first: "
+            f"{missing[0]}); they would be random: the config and the weights do not match"
+        )
+    return model
 
 
 def load_model(
-    path: str | os.PathLike, *, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False
+    path: str | os.PathLike,
+    *,
+    dtype: torch.dtype = torch.float32,
+    trust_remote_code: bool = False,
+    tokenizer: Any = None,
 ) -> tuple[Any, Any]:
     """Load a model and its tokenizer from a local directory (safetensors only).
 
-    A full model, or a LoRA adapter directory (its ``adapter_config.json`` names the base; the
-    adapter is merged into it). The tokenizer must have an EOS token; a missing pad token is set
-    to EOS (padding never decides the attention mask here).
+    A full model, or a LoRA adapter directory (its ``adapter_config.json`` names the base,
+    resolved against the adapter directory; the adapter is merged into it, after checking the
+    base against the digest npo recorded). The tokenizer loads first (:func:`load_tokenizer`).
+    Weights that do not fit the config, or hold NaN/inf values, are refused. ``tokenizer``:
+    one :func:`load_tokenizer` already returned for ``path`` (not loaded again).
 
     Returns:
         ``(model, tokenizer)``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from npo.llm.digests import adapter_base, check_model_meta
 
     path = Path(path)
     check_model_dir(path)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     kwargs = {"dtype": dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code}
-    adapter = path / "adapter_config.json"
-    if adapter.is_file():
+    if (path / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base_dir = Path(json.loads(adapter.read_text())["base_model_name_or_path"])
-        check_model_dir(base_dir)
-        model = AutoModelForCausalLM.from_pretrained(base_dir, **kwargs)
-        model = PeftModel.from_pretrained(model, path).merge_and_unload()
-        tok_dir = path if (path / "tokenizer_config.json").is_file() else base_dir
+        base_dir = adapter_base(path)
+        try:
+            check_model_dir(base_dir)
+        except ValueError as exc:
+            raise ValueError(f"the base model of the adapter {path}: {exc}") from None
+        check_model_meta(path, base=base_dir)
+        model = _from_pretrained(base_dir, kwargs)
+        try:
+            model = PeftModel.from_pretrained(model, path).merge_and_unload()
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            cause = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise ValueError(f"cannot apply the adapter {path} to {base_dir}: {cause}") from None
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        tok_dir = path
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(tok_dir, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load the tokenizer from {tok_dir}: {exc}") from None
-    if tokenizer.eos_token_id is None:
-        raise ValueError(f"the tokenizer in {tok_dir} has no EOS token")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        model = _from_pretrained(path, kwargs)
+    check_finite_weights(model, path)
     check_vocab(model, tokenizer)
     return model, tokenizer
 
@@ -238,38 +376,3 @@ def add_lora(model: Any, *, r: int, alpha: float, dropout: float, targets: str) 
         return get_peft_model(model, config)
     except ValueError as exc:
         raise ValueError(f"cannot add LoRA adapters ({targets}): {exc}") from None
-
-
-def save_model_dir(
-    model: Any, tokenizer: Any, path: Path, *, state_dict: dict | None = None
-) -> Path:
-    """``save_pretrained`` (safetensors) of model and tokenizer into ``path``, atomically.
-
-    Written into a temporary sibling directory, then renamed into place.
-
-    Returns:
-        ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
-        model.save_pretrained(tmp, state_dict=state_dict)  # safetensors (the default)
-        tokenizer.save_pretrained(tmp)
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def replace_dir(tmp: Path, path: Path) -> None:
-    """Move directory ``tmp`` to ``path``, replacing an existing one (old one removed after)."""
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

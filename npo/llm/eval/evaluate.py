@@ -41,7 +41,42 @@ from npo.llm.eval.results import (
 from npo.llm.eval.scoring import generate_greedy, score_groups
 from npo.llm.eval.sets import SETS, EvalData, encode_set, load_eval_data
 
-__all__ = ["evaluate_dir", "evaluate_model", "make_eval_hook"]
+__all__ = ["evaluate_dir", "evaluate_model", "make_eval_hook", "model_info_from_dir"]
+
+
+def model_info_from_dir(model_dir: str | Path) -> dict[str, Any]:
+    """What :func:`evaluate_model` records about a model, read from its ``config.json`` alone.
+
+    So a retain model's results can be checked against a model before it loads. An adapter's
+    family is its base's.
+
+    Returns:
+        ``{"model_type", "vocab_size"}`` (None where the config has no such key).
+    """
+    from npo.llm.digests import adapter_base, read_json
+
+    path = Path(model_dir)
+    if not (path / "config.json").is_file() and (path / "adapter_config.json").is_file():
+        path = adapter_base(path)
+    cfg = read_json(path / "config.json", "model config")
+    if not isinstance(cfg, dict):
+        raise ValueError(f"model config {path / 'config.json'} is not a JSON object")
+    inner = cfg.get("text_config")
+    text: dict[str, Any] = inner if isinstance(inner, dict) else {}
+    return {
+        "model_type": cfg.get("model_type"),
+        "vocab_size": cfg.get("vocab_size", text.get("vocab_size")),
+    }
+
+
+def _context(model: Any) -> int | None:
+    # The model's position limit (generations stop there; learned positions index past it).
+    cfg = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _model_info(model: Any, tokenizer: Any) -> dict[str, Any]:
@@ -83,6 +118,7 @@ def evaluate_model(
     config: EvalConfig | None = None,
     retain_results: str | Path | Mapping[str, Any] | EvalResult | None = None,
     reference: Any = None,
+    model_digests: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on the TOFU sets of ``forget`` (see the module docstring).
 
@@ -99,6 +135,8 @@ def evaluate_model(
             ``result.notes`` says why.
         reference: a model whose next-token distributions the KL metrics compare against
             (typically the target before unlearning); None: KL metrics None.
+        model_digests: content digests of the models (``{"model_files": ...}``), recorded in
+            ``info.provenance.digests`` with the tokenizer's and the data's.
 
     Returns:
         The :class:`~npo.llm.eval.results.EvalResult`.
@@ -135,8 +173,27 @@ def evaluate_model(
         "model": _model_info(model, tokenizer),
         "retain_results": None if retain is None else retain.source,
         "reference": None if reference is None else _model_info(reference, tokenizer),
+        "provenance": _provenance(model, tokenizer, config, data, model_digests or {}),
     }
     return EvalResult(metrics=metrics, items=per_set, config=config, notes=tuple(notes), info=info)
+
+
+def _provenance(
+    model: Any, tokenizer: Any, config: EvalConfig, data: EvalData, models: Mapping[str, Any]
+) -> dict[str, Any]:
+    # What reproduces an evaluation (npo.provenance): greedy decoding, so no seed.
+    from npo.llm.digests import tokenizer_digest
+    from npo.provenance import provenance
+
+    digests = {"tokenizer": tokenizer_digest(tokenizer), "data": dict(data.digests), **models}
+    return provenance(
+        config=config,
+        seed=None,
+        world_size=1,
+        per_device_batch=config.batch_size,
+        digests=digests,
+        paths={"data": data.source, "model": getattr(model.config, "_name_or_path", None)},
+    )
 
 
 def _evaluate_set(
@@ -167,6 +224,8 @@ def _evaluate_set(
     generated = None
     if config.generate:
         questions = data.sets[key].column("question")
+        caps = [config.length_limit if config.legacy else None, _context(model)]
+        cap = min((c for c in caps if c is not None), default=None)
         with _bar(config, n_items, f"generate {key}") as bar:
             ids = generate_greedy(
                 model,
@@ -177,7 +236,7 @@ def _evaluate_set(
                 eos_id=tokenizer.eos_token_id,
                 autocast=autocast,
                 sort=not config.legacy,
-                max_total=config.length_limit if config.legacy else None,
+                max_total=cap,
                 progress=bar,
             )
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
@@ -195,6 +254,7 @@ def make_eval_hook(
     retain_results: str | Path | Mapping[str, Any] | EvalResult | None = None,
     reference: Any = None,
     save_results: bool = True,
+    model_dir: str | Path | None = None,
 ) -> Callable[[Any], dict[str, float | None]]:
     """An evaluation hook for :func:`npo.llm.train.api.unlearn` (``hooks=[...]``).
 
@@ -204,7 +264,9 @@ def make_eval_hook(
     ``retain_results`` are read and checked here, before training starts. ``reference``: a
     model, or the directory of one (loaded at the first call onto the run's device).
     ``save_results``: the main process also writes each evaluation's full results to
-    ``OUT/eval/step-NNNNNN.json``. Progress bars are off inside training. Other arguments as in
+    ``OUT/eval/step-NNNNNN.json``. Progress bars are off inside training. ``model_dir``: the
+    directory of the model to be trained, whose family (``config.json``) the retain results
+    are checked against now, before any model loads. Other arguments as in
     :func:`evaluate_model`.
 
     Returns:
@@ -215,7 +277,8 @@ def make_eval_hook(
     config = dataclasses.replace(config or EvalConfig(), progress=False)
     if not isinstance(data, EvalData):
         data = load_eval_data(data, forget, config)
-    retain = _retain(retain_results, data, None)
+    info = None if model_dir is None else model_info_from_dir(model_dir)
+    retain = _retain(retain_results, data, info)
     state: dict[str, Any] = {"reference": reference}
     if isinstance(reference, (str, Path)):
         from npo.llm.model import check_model_dir
@@ -263,33 +326,51 @@ def evaluate_dir(
 ) -> EvalResult:
     """:func:`evaluate_model` on saved models (``npo eval``).
 
-    The data and ``retain_results`` are read and checked before any model is loaded; models
-    go to CUDA when available.
+    The data, ``retain_results`` (against the model's ``config.json``), the sequence length
+    (against the models' positions) and the tokenization are checked before any model is
+    loaded; models go to CUDA when available.
 
     Returns:
         The :class:`~npo.llm.eval.results.EvalResult`.
     """
     import torch
 
-    from npo.llm.model import check_model_dir, load_model, resolve_precision
+    from npo.errors import warn
+    from npo.llm.guard import check_context, split_warnings
+    from npo.llm.model import check_model_dir, load_model, load_tokenizer, resolve_precision
 
     config = config or EvalConfig()
     eval_split_for(forget)  # validates the name
-    check_model_dir(Path(model_dir))
-    if reference_dir is not None:
-        check_model_dir(Path(reference_dir))
+    for path in (model_dir, reference_dir):
+        if path is not None:
+            check_model_dir(Path(path))
+            check_context(path, config.length_limit, "--max-length")
     evdata = load_eval_data(data, forget, config)
+    for split in evdata.sets.values():
+        for line in split_warnings(split):
+            warn(line)
     retain = None
     if retain_results is not None:
         retain = load_eval_results(retain_results)
-        check_retain_results(retain, evdata, None)
+        check_retain_results(retain, evdata, model_info_from_dir(model_dir))
+    tok = load_tokenizer(model_dir, trust_remote_code=trust_remote_code)
+    for key in evdata.sets:  # tokenization errors (a prompt too long) before the model loads
+        encode_set(evdata, tok, key, config.length_limit)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = resolve_precision(config.precision, device.type)[0]
-    model, tok = load_model(model_dir, dtype=dtype, trust_remote_code=trust_remote_code)
+    model, tok = load_model(
+        model_dir, dtype=dtype, trust_remote_code=trust_remote_code, tokenizer=tok
+    )
     reference = None
     if reference_dir is not None:
         reference = load_model(reference_dir, dtype=dtype, trust_remote_code=trust_remote_code)[0]
         reference = reference.to(device).requires_grad_(False)
+    from npo.llm.digests import files_digest
+
+    digests = {
+        "model_files": files_digest(model_dir),
+        "reference_files": None if reference_dir is None else files_digest(reference_dir),
+    }
     return evaluate_model(
         model.to(device),
         tok,
@@ -298,4 +379,5 @@ def evaluate_dir(
         config=config,
         retain_results=retain,
         reference=reference,
+        model_digests=digests,
     )

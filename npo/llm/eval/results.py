@@ -86,6 +86,10 @@ def _fail(source: str, msg: str) -> ValueError:
 
 def _read(path: Path) -> Any:
     # The parsed JSON of a results file, or a one-line ValueError naming it.
+    if path.is_dir():
+        raise ValueError(
+            f"results file {path} is a directory; pass the JSON file `npo eval --out` wrote"
+        )
     if not path.is_file():
         raise ValueError(
             f"results file {path} not found (write one with `npo eval ... --out FILE`)"
@@ -94,6 +98,8 @@ def _read(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"results file {path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"results file {path} cannot be read ({exc.strerror})") from None
 
 
 def load_eval_results(results: str | Path | Mapping[str, Any]) -> EvalResult:

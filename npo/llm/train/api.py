@@ -26,23 +26,29 @@ from typing import Any
 
 import torch
 
+from npo.errors import Interrupted
 from npo.llm.data import QASplit, read_idk, read_split, retain_for
+from npo.llm.digests import files_digest
 from npo.llm.encoding import Encoded, encode_qa
 from npo.llm.model import (
     build_tiny_llama,
     check_model_dir,
     load_model,
+    load_tokenizer,
     resolve_precision,
-    save_model_dir,
 )
 from npo.llm.order import idk_choices
+from npo.llm.saving import save_model_dir
 from npo.llm.train.assemble import Setup, build_setup
-from npo.llm.train.checkpoint import latest_checkpoint, start_or_resume
+from npo.llm.train.checkpoint import interrupted_message, start_or_resume
 from npo.llm.train.config import FinetuneConfig, TrainConfig, UnlearnConfig
-from npo.llm.train.log import EvalHook, truncate_log
+from npo.llm.train.log import EvalHook
 from npo.llm.train.loop import TrainResult, run_loop
+from npo.llm.train.preflight import check_data, check_run_inputs, prepare_out
+from npo.llm.train.reference import weights_digest
+from npo.llm.train.resume import run_digests
 from npo.objectives import Objective, Term
-from npo.results import ensure_out_dir, to_jsonable
+from npo.results import to_jsonable
 
 __all__ = [
     "finetune",
@@ -51,17 +57,6 @@ __all__ = [
     "prepare_unlearning",
     "unlearn",
 ]
-
-# Options that may change between an interrupted run and its --resume.
-_RESUME_FREE = {
-    "resume",
-    "progress",
-    "eval_every",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "drift_every",
-    "ref_cache",
-}
 
 
 def make_accelerator(config: TrainConfig) -> Any:
@@ -85,33 +80,7 @@ def make_accelerator(config: TrainConfig) -> Any:
     )
 
 
-def _prepare_out(config: TrainConfig, acc: Any) -> tuple[Path, tuple[int, Path] | None]:
-    # The output directory and the checkpoint to resume from; refuses to overwrite a run and
-    # to resume with another configuration.
-    out = ensure_out_dir(config.out)
-    latest = latest_checkpoint(out / "checkpoints")
-    if not config.resume:
-        if latest is not None or (out / "log.jsonl").exists():
-            raise ValueError(
-                f"{out} already holds a run (log.jsonl or checkpoints); pass --resume to "
-                "continue it, or choose another --out"
-            )
-        return out, None
-    if latest is None:
-        acc.print(f"--resume: no checkpoint in {out}/checkpoints; starting from step 0")
-        if acc.is_main_process:
-            truncate_log(out, 0)
-        return out, None
-    import json
-
-    saved = json.loads((latest[1] / "trainer_state.json").read_text())["config"]
-    now = to_jsonable(config)
-    keys = (set(saved) | set(now)) - _RESUME_FREE
-    diff = sorted(k for k in keys if saved.get(k) != now.get(k))
-    if diff:
-        changes = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff)
-        raise ValueError(f"--resume with a different configuration than {latest[1]} ({changes})")
-    return out, latest
+Prepared = tuple[Path, "tuple[int, Path] | None", dict]
 
 
 def _texts_for_tokenizer(data: str, split_name: str) -> list[str]:
@@ -134,13 +103,32 @@ def _start(
     store: dict[str, Encoded],
     objective: Objective,
     *,
-    latest: tuple[int, Path] | None,
+    prepared: Prepared,
     hooks: Sequence[EvalHook],
     info: dict[str, Any],
+    source: Path | None,
 ) -> Setup:
-    # The assembled run, resumed from `latest` or recorded as a new one.
-    setup = build_setup(config, acc, model, tokenizer, store, objective, hooks=hooks, info=info)
-    return start_or_resume(setup, latest)
+    # The assembled run, resumed from the prepared checkpoint (digests checked first) or
+    # recorded as a new one. `source`: the starting model's directory (an adapter's base).
+    _, latest, changes = prepared
+    weights = weights_digest(model)
+    setup = build_setup(
+        config, acc, model, tokenizer, store, objective, hooks=hooks, info=info, weights=weights
+    )
+    setup.digests = run_digests(weights, tokenizer, store)
+    if config.lora_r > 0 and source is not None and source.is_dir():
+        setup.save_meta = {"base": source, "base_digest": files_digest(source)}
+    return start_or_resume(setup, latest, changes)
+
+
+def _interruptible(config: TrainConfig, run: Any) -> TrainResult:
+    # Ctrl-C before the loop (loading, reference log-probs) says so and what --resume does.
+    try:
+        return run()
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(interrupted_message(Path(config.out), None)) from None
 
 
 def _initial_model(
@@ -166,26 +154,48 @@ def finetune(
 
     ``full`` trains the target model, ``retainYY`` a retain model. ``--init tiny-llama`` builds
     the model from a config (saved to ``OUT/init``, the drift origin) with a BPE tokenizer
-    trained on the data.
+    trained on the data. Everything is validated (paths, data, the resume) before the model
+    loads (:mod:`npo.llm.train.preflight`).
 
     Returns:
         The :class:`~npo.llm.train.loop.TrainResult`.
     """
+    return _interruptible(config, lambda: _finetune(config, hooks, accelerator))
+
+
+def _finetune(config: FinetuneConfig, hooks: Sequence[EvalHook], accelerator: Any) -> TrainResult:
     acc = accelerator or make_accelerator(config)
     if config.model is not None:
         check_model_dir(Path(config.model))
+    check_run_inputs(config)
     split = read_split(config.data, config.split)
-    out, latest = _prepare_out(config, acc)
+    check_data(acc, [split], None, None)
+    prepared = prepare_out(config, acc)
+    out, latest, _ = prepared
     dtype, _ = resolve_precision(config.precision, acc.device.type)
     if config.init is not None:
         source = _initial_model(config, acc, out, latest)
     else:
         source = Path(str(config.model))  # set: the config requires --model or --init
-    model, tok = load_model(source, dtype=dtype, trust_remote_code=config.trust_remote_code)
+    tok = load_tokenizer(source, trust_remote_code=config.trust_remote_code)
     store = {"retain": encode_qa(tok, split, max_length=config.max_length)}
+    model, tok = load_model(
+        source, dtype=dtype, trust_remote_code=config.trust_remote_code, tokenizer=tok
+    )
     objective = Objective((Term("nll", 1.0, source="retain", reduction="token"),))
     info = {"desc": f"finetune {config.split}", "split": config.split, "init_model": str(source)}
-    setup = _start(config, acc, model, tok, store, objective, latest=latest, hooks=hooks, info=info)
+    setup = _start(
+        config,
+        acc,
+        model,
+        tok,
+        store,
+        objective,
+        prepared=prepared,
+        hooks=hooks,
+        info=info,
+        source=source,
+    )
     return run_loop(setup)
 
 
@@ -202,7 +212,11 @@ def load_model_tokenizer(path: str) -> Any:
 
     if not Path(path).is_dir():
         raise ValueError(f"tokenizer directory {path!r} does not exist")
-    return AutoTokenizer.from_pretrained(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as exc:
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"cannot load the tokenizer from {path}: {cause}") from None
 
 
 def _encode_unlearning(
@@ -237,26 +251,37 @@ def unlearn(
     The data a step needs follows ``objective.needs()``: retain partners if a term reads
     ``retain``, IDK answers if one reads ``idk``, cached reference log-probs for every
     ``ref_logps`` (and for the forget log-ratio logs), a live frozen reference only for ``kl``
-    terms (or ``reference="live"``).
+    terms (or ``reference="live"``). Everything is validated (paths, the reference cache, the
+    data and its overlap, the resume) before the model loads; the tokenizer loads first.
 
     Returns:
         The :class:`~npo.llm.train.loop.TrainResult`.
     """
+    return _interruptible(config, lambda: _unlearn(config, hooks, accelerator))
+
+
+def _unlearn(config: UnlearnConfig, hooks: Sequence[EvalHook], accelerator: Any) -> TrainResult:
     acc = accelerator or make_accelerator(config)
     needs = config.objective().needs()
     model_dir = Path(str(config.model))  # set: the config requires --model
     check_model_dir(model_dir)
+    check_run_inputs(config)
     forget = read_split(config.data, config.forget)
     retain = answers = None
     if "retain" in needs:
         retain = read_split(config.data, config.retain or retain_for(config.forget))
     if "idk" in needs:
         answers = read_idk(config.data, config.idk_file)
-    _prepare_out(config, acc)  # fail before loading the model, not after
-    dtype, _ = resolve_precision(config.precision, acc.device.type)
-    model, tok = load_model(model_dir, dtype=dtype, trust_remote_code=config.trust_remote_code)
+    check_data(acc, [s for s in (forget, retain) if s is not None], forget, retain)
+    prepared = prepare_out(config, acc)  # fail before loading the model, not after
+    tok = load_tokenizer(model_dir, trust_remote_code=config.trust_remote_code)
     store = _encode_unlearning(config, tok, forget, retain, answers)
-    return run_loop(prepare_unlearning(config, model, tok, store, hooks=hooks, accelerator=acc))
+    dtype, _ = resolve_precision(config.precision, acc.device.type)
+    model, tok = load_model(
+        model_dir, dtype=dtype, trust_remote_code=config.trust_remote_code, tokenizer=tok
+    )
+    setup = _unlearning_setup(config, model, tok, store, hooks, acc, prepared, model_dir)
+    return run_loop(setup)
 
 
 def prepare_unlearning(
@@ -283,17 +308,43 @@ def prepare_unlearning(
         ValueError: the objective reads a source that ``store`` lacks.
     """
     acc = accelerator or make_accelerator(config)
+    missing = sorted(set(config.objective().needs()) - set(store))
+    if missing:
+        raise ValueError(f"the objective reads {missing}, not in the data given ({sorted(store)})")
+    prepared = prepare_out(config, acc)
+    source = Path(config.model) if config.model else None
+    return _unlearning_setup(config, model, tokenizer, store, hooks, acc, prepared, source)
+
+
+def _unlearning_setup(
+    config: UnlearnConfig,
+    model: Any,
+    tokenizer: Any,
+    store: dict[str, Encoded],
+    hooks: Sequence[EvalHook],
+    acc: Any,
+    prepared: Prepared,
+    source: Path | None,
+) -> Setup:
     objective = config.objective()
     needs = objective.needs()
     missing = sorted(set(needs) - set(store))
     if missing:
         raise ValueError(f"the objective reads {missing}, not in the data given ({sorted(store)})")
-    _, latest = _prepare_out(config, acc)
     info = {
         "desc": f"unlearn {config.forget} {config.method if not config.terms else 'terms'}",
         "objective": [to_jsonable(t) for t in objective.terms],
         "needs": {s: sorted(f) for s, f in needs.items()},
     }
     return _start(
-        config, acc, model, tokenizer, store, objective, latest=latest, hooks=hooks, info=info
+        config,
+        acc,
+        model,
+        tokenizer,
+        store,
+        objective,
+        prepared=prepared,
+        hooks=hooks,
+        info=info,
+        source=source,
     )

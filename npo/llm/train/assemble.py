@@ -77,6 +77,10 @@ class Setup:
     start_step: int = 0
     resumed_from: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # Content digests checkpoints record (npo.llm.train.resume.run_digests), and what
+    # npo_model.json records beside saved models (an adapter's base and its digest).
+    digests: dict[str, Any] = field(default_factory=dict)
+    save_meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -321,11 +325,14 @@ def build_setup(
     *,
     hooks: Sequence[EvalHook] = (),
     info: Mapping[str, Any] | None = None,
+    weights: str | None = None,
 ) -> Setup:
     """Wrap, plan and prepare the run of ``config`` on ``model`` and the sequences ``store``.
 
     The steps are those of the module docstring; the references each source needs follow
-    from ``config`` and ``objective``. ``info`` describes the run in ``result.json``.
+    from ``config`` and ``objective``. ``info`` describes the run in ``result.json``;
+    ``weights`` is the starting model's :func:`~npo.llm.train.reference.weights_digest` when
+    the caller has it already (the reference cache key).
 
     Returns:
         The :class:`Setup`, at step 0 (see :func:`~npo.llm.train.checkpoint.start_or_resume`).
@@ -335,7 +342,8 @@ def build_setup(
     sources = reference_sources(config, objective)
     torch.manual_seed(config.seed)
     _warn_truncated(acc, store, config.max_length)
-    weights = weights_digest(model) if sources.cached else ""
+    if sources.cached and not weights:
+        weights = weights_digest(model)
     model, live = wrap_model(config, acc, model, live_model=sources.live_model, deepspeed=deepspeed)
     plan = plan_batches(config, acc, store)
     total, warmup = schedule_steps(config, plan)
@@ -355,7 +363,7 @@ def build_setup(
         tokenizer,
         store,
         sources.cached,
-        weights=weights,
+        weights=weights or "",
         autocast=autocast,
         deepspeed=deepspeed,
         batch_size=plan.micro_batch_size,

@@ -12,13 +12,18 @@ A checkpoint is written into ``.tmp-step-NNNNNN`` and renamed into place only wh
 so an interrupted write never leaves a half checkpoint. The guard keeps a NaN from ever
 overwriting the last good one: a non-finite loss or gradient stops the step before the
 optimizer changes the weights (:class:`NonFiniteLossError`), and :func:`save_checkpoint` checks
-the weights before writing. :func:`start_or_resume` loads a checkpoint back exactly (weights,
-optimizer, scheduler, RNG) or records the start of a new run.
+the weights before writing. The error names the cause it can see (non-finite weights, the
+starting model, or the last update, i.e. the learning rate) and a checkpoint that resuming
+from with a lower ``--lr`` can fix: a checkpoint whose own weights gave the non-finite value
+is set aside as ``step-NNNNNN.nonfinite`` (kept, never resumed from). A write that fails (a
+full disk) or is interrupted removes its temporary directory and leaves the previous
+checkpoint intact. :func:`start_or_resume` checks the content digests
+(:mod:`npo.llm.train.resume`), loads a checkpoint back exactly (weights, optimizer, scheduler,
+RNG) or records the start of a new run.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -27,14 +32,27 @@ from typing import Any
 
 import torch
 
-from npo.llm.model import replace_dir
+from npo.errors import RunFailed, warn
+from npo.llm.digests import read_json, write_model_meta
+from npo.llm.saving import honor_umask, replace_dir, saving
 from npo.llm.train.assemble import Setup, local_share
 from npo.llm.train.log import truncate_log
-from npo.results import atomic_write_bytes, to_jsonable, write_json
+from npo.llm.train.resume import apply_changes, check_digests, record_resume, run_paths
+from npo.llm.train.statefiles import (
+    load_model_weights,
+    load_optimizer,
+    load_rng,
+    read_weights,
+    save_optimizer,
+    save_rng,
+    write_state,
+)
+from npo.results import to_jsonable, write_json
 
 __all__ = [
     "NonFiniteLossError",
     "all_finite",
+    "interrupted_message",
     "latest_checkpoint",
     "list_checkpoints",
     "load_model_weights",
@@ -101,145 +119,46 @@ def commit(tmp: Path, final: Path) -> None:
     replace_dir(tmp, final)
 
 
-# ---------------------------------------------------------------- optimizer state
-
-
-def save_optimizer(osd: dict[str, Any], folder: Path) -> None:
-    """Write a full optimizer state dict (``state`` keyed by parameter name).
-
-    Tensors go to ``optimizer.safetensors``, everything else (exact floats) to
-    ``optimizer.json``.
-    """
-    from safetensors.torch import save
-
-    tensors: dict[str, torch.Tensor] = {}
-    state: dict[str, dict[str, Any]] = {}
-    for name, entries in osd["state"].items():
-        state[name] = {}
-        for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{name}/{key}"] = value.detach().cpu().contiguous().clone()
-                state[name][key] = "__tensor__"
-            else:
-                state[name][key] = value
-    atomic_write_bytes(folder / "optimizer.safetensors", save(tensors))
-    meta = {"state": state, "param_groups": osd["param_groups"]}
-    atomic_write_bytes(folder / "optimizer.json", json.dumps(meta, indent=1).encode())
-
-
-def load_optimizer(folder: Path) -> dict[str, Any]:
-    """The state dict written by :func:`save_optimizer`.
-
-    Returns:
-        ``{"state": ..., "param_groups": ...}`` with the tensors in place.
-    """
-    from safetensors.torch import load_file
-
-    tensors = load_file(folder / "optimizer.safetensors")
-    meta = json.loads((folder / "optimizer.json").read_text())
-    state = {
-        name: {k: tensors[f"{name}/{k}"] if v == "__tensor__" else v for k, v in entries.items()}
-        for name, entries in meta["state"].items()
-    }
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-# ---------------------------------------------------------------- RNG
-
-
-def save_rng(folder: Path, rank: int) -> None:
-    """Write this process's torch CPU (and CUDA) generator states to ``rng-<rank>``."""
-    from safetensors.torch import save
-
-    states = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            states[f"cuda{i}"] = s
-    atomic_write_bytes(folder / f"rng-{rank}.safetensors", save(states))
-
-
-def load_rng(folder: Path, rank: int) -> None:
-    """Restore the generator states of ``rng-<rank>`` (``rng-0`` if there are more ranks now)."""
-    from safetensors.torch import load_file
-
-    path = folder / f"rng-{rank}.safetensors"
-    if not path.is_file():  # resumed with more processes than were saved
-        path = folder / "rng-0.safetensors"
-    states = load_file(path)
-    torch.set_rng_state(states["cpu"])
-    if torch.cuda.is_available():
-        cuda = [states[k] for k in sorted(states) if k.startswith("cuda")]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-
-
-# ---------------------------------------------------------------- model weights
-
-
-def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
-    """Every tensor of the ``*.safetensors`` files of a saved model directory.
-
-    Returns:
-        ``{name: tensor}`` on the CPU.
-
-    Raises:
-        ValueError: the directory has no safetensors weights.
-    """
-    from safetensors.torch import load_file
-
-    out: dict[str, torch.Tensor] = {}
-    for f in sorted(Path(model_dir).glob("*.safetensors")):
-        out.update(load_file(f))
-    if not out:
-        raise ValueError(f"checkpoint {model_dir} has no safetensors weights")
-    return out
-
-
-def load_model_weights(model: torch.nn.Module, model_dir: Path) -> None:
-    """Load a checkpoint's ``save_pretrained`` weights into ``model`` (unwrapped, in place).
-
-    Plain models: every parameter must be present except aliases of tied ones. LoRA (peft)
-    models: the adapter weights.
-    """
-    weights = read_weights(model_dir)
-    if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-
-        result = set_peft_model_state_dict(model, weights)
-        extra = getattr(result, "unexpected_keys", None)
-        if extra:
-            raise ValueError(f"{model_dir}: unexpected adapter weights {extra[:5]}")
-        return
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    seen: dict[int, str] = {}
-    aliases = set()
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in seen:
-            aliases.add(name)
-        seen.setdefault(id(p), name)
-    missing = [k for k in missing if k not in aliases]
-    if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {model_dir} does not fit the model: missing {missing[:5]}, "
-            f"unexpected {list(unexpected)[:5]}"
-        )
-
-
-def write_state(folder: Path, state: dict[str, Any]) -> None:
-    """Write ``trainer_state.json`` (step, scheduler, configuration)."""
-    write_json(folder / "trainer_state.json", state)
+def _previous(root: Path) -> str:
+    last = latest_checkpoint(root)
+    return f"the previous checkpoint {last[1]} is intact" if last else "no checkpoint exists yet"
 
 
 def write_checkpoint(s: Setup, step: int) -> Path:
     """Write ``OUT/checkpoints/step-NNNNNN`` of run ``s`` atomically.
 
-    Collective: every process calls it (state dicts may be gathered).
+    Collective: every process calls it (state dicts may be gathered). A write that fails (disk
+    full, read-only) or is interrupted removes the temporary directory; the previous
+    checkpoint is kept until this one is complete.
 
     Returns:
         The checkpoint directory.
+
+    Raises:
+        RunFailed: the checkpoint could not be written (naming it, the cause and the previous
+            checkpoint).
     """
     acc, root = s.accelerator, s.out_dir / "checkpoints"
-    tmp = root / f".tmp-step-{step:06d}"
+    tmp, final = root / f".tmp-step-{step:06d}", step_dir(root, step)
+    try:
+        with saving(final):
+            _write_checkpoint(s, step, tmp, final)
+    except OSError as exc:
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise RunFailed(
+            f"cannot write checkpoint {final}: {exc.strerror or exc}; {_previous(root)}; "
+            "free the space (or fix the permissions) and continue with --resume"
+        ) from exc
+    except BaseException:
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_checkpoint(s: Setup, step: int, tmp: Path, final: Path) -> None:
+    acc, root = s.accelerator, final.parent
     if acc.is_main_process:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -259,6 +178,7 @@ def write_checkpoint(s: Setup, step: int) -> Path:
     if acc.is_main_process:
         s.unwrapped.save_pretrained(tmp / "model", state_dict=state_dict)
         s.tokenizer.save_pretrained(tmp / "model")
+        write_model_meta(tmp / "model", s.tokenizer, **s.save_meta)
         if osd is not None:
             save_optimizer(osd, tmp)
         state = {
@@ -267,23 +187,26 @@ def write_checkpoint(s: Setup, step: int) -> Path:
             "optimizer_saved": osd is not None,
             "world_size": acc.num_processes,
             "config": s.config,
+            "digests": s.digests,
+            "paths": run_paths(s.config),
         }
         write_state(tmp, state)
     save_rng(tmp, acc.process_index)
     acc.wait_for_everyone()
-    final = step_dir(root, step)
     if acc.is_main_process:
+        honor_umask(tmp)
         commit(tmp, final)
         prune(root, s.config.keep_checkpoints)
     acc.wait_for_everyone()
-    return final
 
 
 # ---------------------------------------------------------------- the non-finite guard
 
 
 class NonFiniteLossError(ValueError):
-    """A step produced a NaN/inf loss or gradient; the weights were not updated."""
+    """A step produced a NaN/inf loss, gradient or weights; the run stopped (exit status 1)."""
+
+    exit_code = 1
 
 
 def all_finite(acc: Any, value: torch.Tensor) -> bool:
@@ -298,17 +221,69 @@ def all_finite(acc: Any, value: torch.Tensor) -> bool:
     return bool(flag.item() > 0)
 
 
+def _weights_finite(s: Setup) -> bool:
+    shares = (local_share(p.detach()) for p in s.unwrapped.parameters())
+    finite = all(bool(torch.isfinite(p).all()) for p in shares)
+    return all_finite(s.accelerator, torch.tensor(1.0 if finite else math.nan))
+
+
+def _set_aside(s: Setup, step: int) -> str:
+    # Move checkpoint `step` (whose weights gave the non-finite value) out of --resume's way.
+    root = s.out_dir / "checkpoints"
+    path = step_dir(root, step)
+    if not path.is_dir():
+        return ""
+    target = path.with_name(f"{path.name}.nonfinite")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.nonfinite{n}")
+    if s.accelerator.is_main_process:
+        path.rename(target)
+    s.accelerator.wait_for_everyone()
+    return f"checkpoint {path} holds the weights that gave it and was set aside as {target.name}; "
+
+
 def nonfinite_error(s: Setup, step: int, what: str, detail: str) -> NonFiniteLossError:
-    """The error that stops run ``s`` at ``step``, naming the last good checkpoint.
+    """The error that stops run ``s`` at ``step``: the cause, and where to resume from.
+
+    ``what`` is ``loss`` or ``gradient`` (computed at the weights after step ``step - 1``) or
+    ``weights`` (after the update of ``step``). The cause named: non-finite weights; the
+    starting model, when no update has happened yet (lowering ``--lr`` cannot help); else the
+    last update, i.e. the learning rate. A checkpoint of exactly the weights that gave a
+    non-finite loss or gradient is set aside (:func:`nonfinite_error` renames it
+    ``step-NNNNNN.nonfinite``), so ``--resume`` continues from one before them. Collective.
 
     Returns:
         A :class:`NonFiniteLossError` to raise.
     """
+    fresh = step == 1 and s.resumed_from is None  # the weights are the starting model's
+    if what == "weights":
+        cause = f"the update of step {step} made the weights non-finite (too high a --lr)"
+    elif not _weights_finite(s):
+        cause = f"the weights are non-finite after the update of step {step - 1} (too high a --lr)"
+    elif fresh:
+        cause = (
+            "at the starting model's weights, before any update, so --lr is not the cause; "
+            "check the model (its precision, --precision) and the data"
+        )
+    else:
+        cause = f"after the update of step {step - 1} (too high a --lr, most likely)"
+    aside = "" if what == "weights" or fresh else _set_aside(s, step - 1)
     last = latest_checkpoint(s.out_dir / "checkpoints")
-    where = f"the last good checkpoint is {last[1]}" if last else "no checkpoint was written yet"
+    again = "--resume with a lower --lr starts this run again from step 0"
+    if fresh:
+        where = "no checkpoint was written"
+    elif last is not None:
+        where = (
+            f"the last good checkpoint is {last[1]} (resume from it with --resume and a lower --lr)"
+        )
+    elif aside:
+        where = f"no earlier checkpoint is kept ({again})"
+    else:
+        where = f"no checkpoint was written yet ({again})"
     return NonFiniteLossError(
-        f"non-finite {what} at step {step} ({detail}); the run stopped; {where} "
-        "(resume from it with --resume and a lower --lr)"
+        f"non-finite {what} at step {step} ({detail}); {cause}; the run stopped; {aside}{where}"
     )
 
 
@@ -323,9 +298,7 @@ def save_checkpoint(s: Setup, step: int) -> Path:
     Raises:
         NonFiniteLossError: a weight is NaN/inf on some process.
     """
-    shares = (local_share(p.detach()) for p in s.unwrapped.parameters())
-    finite = all(bool(torch.isfinite(p).all()) for p in shares)
-    if not all_finite(s.accelerator, torch.tensor(1.0 if finite else math.nan)):
+    if not _weights_finite(s):
         raise nonfinite_error(s, step, "weights", "after the optimizer step; not checkpointed")
     return write_checkpoint(s, step)
 
@@ -333,13 +306,16 @@ def save_checkpoint(s: Setup, step: int) -> Path:
 # ---------------------------------------------------------------- resumption
 
 
-def resume_from(s: Setup, step: int, path: Path) -> None:
+def resume_from(s: Setup, step: int, path: Path, changes: dict | None = None) -> None:
     """Load weights, optimizer, scheduler and RNG state of checkpoint ``path`` (exact).
 
-    The log keeps the records of steps up to ``step``; training continues after it.
+    The log keeps the records of steps up to ``step`` (a torn last line is dropped, with a
+    warning); training continues after it. ``changes`` (the learning rate, schedule or length,
+    :func:`~npo.llm.train.resume.resume_changes`) are applied and recorded.
 
     Raises:
-        ValueError: the checkpoint has no optimizer state (written under DeepSpeed).
+        ValueError: the checkpoint has no optimizer state (written under DeepSpeed), or the run
+            is now shorter than the checkpoint.
     """
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions,
@@ -347,11 +323,16 @@ def resume_from(s: Setup, step: int, path: Path) -> None:
         set_optimizer_state_dict,
     )
 
-    state = json.loads((path / "trainer_state.json").read_text())
+    state = read_json(path / "trainer_state.json", "checkpoint state")
     if not state.get("optimizer_saved"):
         raise ValueError(
             f"{path} has no optimizer state (written under DeepSpeed); it cannot be resumed "
             "exactly; start a new run from its model/ directory instead"
+        )
+    if step > s.total_steps:
+        raise ValueError(
+            f"--resume: the run now has {s.total_steps} steps, fewer than the {step} of "
+            f"{path}; raise --max-steps/--epochs"
         )
     if s.sharded:
         weights: dict[str, Any] = read_weights(path / "model")
@@ -360,29 +341,62 @@ def resume_from(s: Setup, step: int, path: Path) -> None:
     else:
         load_model_weights(s.unwrapped, path / "model")
     raw = getattr(s.optimizer, "optimizer", s.optimizer)
-    set_optimizer_state_dict(
-        s.model, raw, load_optimizer(path), options=StateDictOptions(full_state_dict=True)
-    )
+    osd = load_optimizer(path)
+    if osd["state"]:
+        set_optimizer_state_dict(s.model, raw, osd, options=StateDictOptions(full_state_dict=True))
+    else:  # SGD without momentum keeps no tensors (torch's loader needs one for the device)
+        for group, saved in zip(raw.param_groups, osd["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
     s.scheduler.load_state_dict(state["scheduler"])
+    apply_changes(s.scheduler, raw, s.config, changes or {})
     load_rng(path, s.accelerator.process_index)
     s.start_step = s.resumed_from = step
-    if s.accelerator.is_main_process:
-        truncate_log(s.out_dir, step)
+    main = s.accelerator.is_main_process
+    if main:
+        truncate_log(s.out_dir, step, warn=warn)
+    record_resume(s.out_dir, step, path, changes or {}, main=main)
     s.accelerator.print(f"resumed from {path} at step {step}")
 
 
-def start_or_resume(s: Setup, latest: tuple[int, Path] | None) -> Setup:
+def start_or_resume(
+    s: Setup, latest: tuple[int, Path] | None, changes: dict | None = None
+) -> Setup:
     """Resume ``s`` from checkpoint ``latest`` (``(step, path)``), or start a new run.
 
-    A new run records its configuration in ``OUT/config.json``. Collective.
+    A resume first compares the content digests of the model, tokenizer and data with the
+    checkpoint's (:func:`~npo.llm.train.resume.check_digests`). A new run records its
+    configuration in ``OUT/config.json``. Collective.
 
     Returns:
         ``s``, at its start step.
     """
     if latest is not None:
-        resume_from(s, *latest)
+        state = read_json(latest[1] / "trainer_state.json", "checkpoint state")
+        check_digests(state.get("digests") or {}, s.digests, latest[1])
+        resume_from(s, *latest, changes=changes)
     elif s.accelerator.is_main_process:
         command = type(s.config).__name__
         write_json(s.out_dir / "config.json", {"command": command, **to_jsonable(s.config)})
     s.accelerator.wait_for_everyone()
     return s
+
+
+def interrupted_message(out_dir: Path, step: int | None) -> str:
+    """What Ctrl-C reports: where the run stopped and what ``--resume`` continues from.
+
+    Args:
+        out_dir: the run directory.
+        step: the step in progress (None: before training started).
+
+    Returns:
+        ``"interrupted at step N; the last checkpoint is PATH; resume with --resume"`` (or
+        that there is none).
+    """
+    last = latest_checkpoint(Path(out_dir) / "checkpoints")
+    at = "before training started" if step is None else f"at step {step}"
+    if last is None:
+        return (
+            f"interrupted {at}; no checkpoint was written; --resume starts the run again "
+            "from step 0"
+        )
+    return f"interrupted {at}; the last checkpoint is {last[1]}; resume with --resume"

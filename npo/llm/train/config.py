@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from npo.llm.guard import check_objective_weights, check_simnpo_gamma
 from npo.llm.model import TinyLlamaSpec
 from npo.losses import check_beta
 from npo.objectives import PRESETS, Objective, objective_from_terms, preset
@@ -223,13 +224,23 @@ class UnlearnConfig(TrainConfig):
     idk_file: str | None = field(
         default=None, metadata=_h("IDK answers, one per line (None: DATA/idontknow.jsonl)")
     )
+    allow_negative_weights: bool = field(
+        default=False,
+        metadata=_h(
+            "accept negative objective weights (--terms, --forget/--retain/--kl-weight): a "
+            "negative weight reverses its term, and a negative forget term learns the forget set"
+        ),
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.model is None:
             raise ValueError("--model is required (the fine-tuned model directory)")
         check_beta(self.beta)
-        self.objective()  # validates method/terms/weights
+        check_fields(self, finite=("gamma", "forget_weight", "retain_weight", "kl_weight"))
+        objective = self.objective()  # validates method/terms/weights
+        check_objective_weights(objective, allow_negative=self.allow_negative_weights)
+        check_simnpo_gamma(objective)
 
     def objective(self) -> Objective:
         """The objective: the ``--terms`` list if given, else the ``--method`` preset.

@@ -19,13 +19,21 @@ from typing import Any
 
 import torch
 
+from npo.errors import Interrupted
 from npo.llm.forward import eval_mode
-from npo.llm.model import save_model_dir
+from npo.llm.saving import save_model_dir
 from npo.llm.train.assemble import Setup, local_share
-from npo.llm.train.checkpoint import all_finite, nonfinite_error, save_checkpoint
+from npo.llm.train.checkpoint import (
+    all_finite,
+    interrupted_message,
+    nonfinite_error,
+    save_checkpoint,
+)
 from npo.llm.train.log import HookContext, append_log, read_log
+from npo.llm.train.resume import run_paths
 from npo.llm.train.step import STAT_KEYS, global_counts, micro_step, stat_means
-from npo.results import write_json
+from npo.provenance import provenance
+from npo.results import to_jsonable, write_json
 
 __all__ = ["TrainResult", "param_drift", "run_loop", "train_step"]
 
@@ -200,14 +208,35 @@ def _export(s: Setup) -> TrainResult:
     model_dir = s.out_dir / "model"
     state_dict = acc.get_state_dict(s.model)
     if acc.is_main_process:
-        save_model_dir(s.unwrapped, s.tokenizer, model_dir, state_dict=state_dict)
+        save_model_dir(s.unwrapped, s.tokenizer, model_dir, state_dict=state_dict, **s.save_meta)
     logs = tuple(read_log(s.out_dir)) if acc.is_main_process else ()
     if acc.is_main_process:
         summary = {"steps": s.total_steps, "model_dir": model_dir, **s.info}
         summary["final"] = next((r for r in reversed(logs) if r.get("step")), {})
+        summary["provenance"] = run_provenance(s)
         write_json(s.out_dir / "result.json", summary)
     acc.wait_for_everyone()
     return TrainResult(s.out_dir, model_dir, s.total_steps, logs, s.resumed_from)
+
+
+def run_provenance(s: Setup) -> dict[str, Any]:
+    """What reproduces run ``s`` (:func:`npo.provenance.provenance`).
+
+    Returns:
+        The record: the configuration (and its resolved learning rate), seed, world size,
+        per-device micro-batch, the content digests and the resolved paths.
+    """
+    config = to_jsonable(s.config)
+    config["learning_rate"] = s.config.learning_rate
+    return provenance(
+        config=config,
+        seed=s.config.seed,
+        world_size=s.accelerator.num_processes,
+        per_device_batch=s.plan.micro_batch_size,
+        accumulation=s.plan.accumulation,
+        digests=s.digests,
+        paths=run_paths(s.config),
+    )
 
 
 def run_loop(s: Setup) -> TrainResult:
@@ -234,6 +263,7 @@ def run_loop(s: Setup) -> TrainResult:
         dynamic_ncols=True,
     )
     s.model.train()
+    step = s.start_step
     try:
         for step in range(s.start_step, s.total_steps):
             rec = _step_record(s, step)
@@ -245,6 +275,11 @@ def run_loop(s: Setup) -> TrainResult:
             if s.config.checkpoint_every and done % s.config.checkpoint_every == 0:
                 if done < s.total_steps:
                     save_checkpoint(s, done)
+        step = s.total_steps
+        return _export(s)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise Interrupted(interrupted_message(s.out_dir, min(step + 1, s.total_steps))) from None
     finally:
         bar.close()
-    return _export(s)

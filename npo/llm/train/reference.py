@@ -115,6 +115,49 @@ def compute_ref_logps(
     return out.cpu()
 
 
+def _check_finite(values: Tensor, enc: Encoded, source: str) -> None:
+    bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
+    if bad:
+        raise ValueError(
+            f"reference log-probs of {enc.name} ({source}): {len(bad)} of {len(enc)} sequences "
+            f"are non-finite (first: item {bad[0]}); the starting model gives them NaN/-inf "
+            "(damaged weights, or a probability that underflows in this --precision); they are "
+            "not cached and training would diverge at once"
+        )
+
+
+def _read_cached(path: Path, n_tokens: Tensor, log: Callable[[str], None]) -> Tensor | None:
+    # A cache entry's log-probs if the file is sound, finite and of these sequences.
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        stored = load_file(path)
+    except (SafetensorError, OSError) as exc:
+        log(f"warning: reference cache entry {path} is unreadable ({exc}); recomputing it")
+        return None
+    logps = stored.get("logps")
+    if logps is None or not torch.equal(stored.get("n_tokens", torch.empty(0)), n_tokens):
+        return None
+    if not bool(torch.isfinite(logps).all()):
+        log(f"warning: reference cache entry {path} holds non-finite values; recomputing it")
+        return None
+    return logps
+
+
+def _write_cached(path: Path, data: bytes, log: Callable[[str], None]) -> None:
+    # The cache only saves time: a failed write (full or read-only disk) is a warning.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        log(
+            f"warning: cannot write the reference cache {path} ({reason}); continuing without "
+            "caching (the log-probs are recomputed next run)"
+        )
+
+
 def cached_ref_logps(
     model: torch.nn.Module,
     splits: dict[str, Encoded],
@@ -131,12 +174,17 @@ def cached_ref_logps(
     """Reference log-probs of each split, read from ``cache_dir`` or computed and written there.
 
     Only the main process writes; a cache file whose stored token counts disagree with the data
-    is recomputed. ``compute_kwargs`` go to :func:`compute_ref_logps`.
+    (or that is unreadable or non-finite) is recomputed. Non-finite log-probs are an error and
+    never enter the cache; a cache that cannot be written (read-only, full) is a warning.
+    ``compute_kwargs`` go to :func:`compute_ref_logps`.
 
     Returns:
         ``{source: (N,) tensor}`` on the CPU.
+
+    Raises:
+        ValueError: some reference log-prob is NaN/inf.
     """
-    from safetensors.torch import load_file, save
+    from safetensors.torch import save
 
     cache = Path(cache_dir)
     out: dict[str, Tensor] = {}
@@ -145,18 +193,18 @@ def cached_ref_logps(
         path = cache / f"ref-{key}.safetensors"
         n_tokens = torch.tensor([enc.n_tokens(i) for i in range(len(enc))])
         if path.is_file():
-            stored = load_file(path)
-            if torch.equal(stored.get("n_tokens", torch.empty(0)), n_tokens):
-                out[source] = stored["logps"]
+            hit = _read_cached(path, n_tokens, log)
+            if hit is not None:
+                out[source] = hit
                 log(f"reference log-probs of {enc.name} ({source}): cache hit {path}")
                 continue
         log(f"reference log-probs of {enc.name} ({source}): computing {len(enc)} sequences")
         out[source] = compute_ref_logps(model, enc, **compute_kwargs)
+        _check_finite(out[source], enc, source)
         if is_main:
-            cache.mkdir(parents=True, exist_ok=True)
             meta = {"split": enc.name, "weights": weights, "precision": precision}
             data = save({"logps": out[source].contiguous(), "n_tokens": n_tokens}, metadata=meta)
-            atomic_write_bytes(path, data)
+            _write_cached(path, data, log)
         barrier()
     return out
 
