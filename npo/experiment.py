@@ -44,8 +44,12 @@ METHOD_KEYS = (
 class ReproduceConfig:
     """Options shared by every experiment of ``npo reproduce`` (each uses those it needs)."""
 
-    seeds: int = field(
-        default=5, metadata={"help": "number of seeds (0..N-1; theorem2 uses 8 instances)"}
+    seeds: int | None = field(
+        default=None,
+        metadata={
+            "help": "number of seeds 0..N-1 (None: 5, quick 3; transformer 1, full 3; "
+            "theorem2 uses 8 instances)"
+        },
     )
     steps: int | None = field(
         default=None,
@@ -101,8 +105,9 @@ class ReproduceConfig:
 
     @property
     def seed_list(self) -> tuple[int, ...]:
-        """Seeds 0..N-1; ``quick`` uses at most 3."""
-        return tuple(range(min(self.seeds, 3) if self.quick else self.seeds))
+        """Seeds 0..N-1 (N = ``seeds``, default 5); ``quick`` uses at most 3."""
+        n = 5 if self.seeds is None else self.seeds
+        return tuple(range(min(n, 3) if self.quick else n))
 
 
 @dataclass(frozen=True)

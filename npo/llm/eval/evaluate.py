@@ -30,6 +30,12 @@ from typing import Any
 from npo.llm.data import eval_split_for
 from npo.llm.encoding import encode_prompts
 from npo.llm.eval.config import EvalConfig
+from npo.llm.eval.membership import (
+    forget_answer_rows,
+    holdout_items,
+    membership_info,
+    score_items,
+)
 from npo.llm.eval.results import (
     FORMAT,
     EvalResult,
@@ -83,6 +89,7 @@ def evaluate_model(
     config: EvalConfig | None = None,
     retain_results: str | Path | Mapping[str, Any] | EvalResult | None = None,
     reference: Any = None,
+    calibration: Any = None,
 ) -> EvalResult:
     """Evaluate ``model`` on the TOFU sets of ``forget`` (see the module docstring).
 
@@ -99,6 +106,9 @@ def evaluate_model(
             ``result.notes`` says why.
         reference: a model whose next-token distributions the KL metrics compare against
             (typically the target before unlearning); None: KL metrics None.
+        calibration: the calibration model of the ``calibrated`` membership-inference score
+            (e.g. the retain model; not NPO's reference, not ``reference``); None: that score
+            is None.
 
     Returns:
         The :class:`~npo.llm.eval.results.EvalResult`.
@@ -119,10 +129,27 @@ def evaluate_model(
         raise ValueError("the tokenizer needs EOS and pad tokens (load_model sets pad = EOS)")
     device = next(model.parameters()).device
     autocast = resolve_precision(config.precision, device.type)[1]
+    mia = data.holdout is not None
     per_set: dict[str, dict[str, Any]] = {}
     for key in SETS:
-        per_set[key] = _evaluate_set(model, tokenizer, data, key, config, reference, autocast)
+        cal = calibration if mia and key == "forget" else None
+        per_set[key] = _evaluate_set(
+            model, tokenizer, data, key, config, reference, autocast, mia=mia, calibration=cal
+        )
+    if mia:
+        with _bar(config, len(data.holdout or ()), "score holdout") as bar:
+            per_set["holdout"] = holdout_items(
+                model,
+                tokenizer,
+                data,
+                config,
+                autocast=autocast,
+                calibration=calibration,
+                progress=bar,
+            )
     metrics, notes = summary_metrics(per_set, config, retain, has_reference=reference is not None)
+    if not mia:
+        notes.append(f"membership inference (mia_auc_*, privleak) is null: {data.holdout_note}")
     metrics["eval_seconds"] = time.perf_counter() - t0
     info = {
         "format": FORMAT,
@@ -135,6 +162,7 @@ def evaluate_model(
         "model": _model_info(model, tokenizer),
         "retain_results": None if retain is None else retain.source,
         "reference": None if reference is None else _model_info(reference, tokenizer),
+        "mia": membership_info(data, config, calibration),
     }
     return EvalResult(metrics=metrics, items=per_set, config=config, notes=tuple(notes), info=info)
 
@@ -147,10 +175,15 @@ def _evaluate_set(
     config: EvalConfig,
     reference: Any,
     autocast: bool,
+    *,
+    mia: bool = False,
+    calibration: Any = None,
 ) -> dict[str, Any]:
-    # Per-item values of one set (see npo.llm.eval.results.set_metrics).
+    # Per-item values of one set (see npo.llm.eval.results.set_metrics); on the forget set with
+    # membership inference also the attack scores, from the same forward.
     enc, groups, roles = encode_set(data, tokenizer, key, config.length_limit)
     kl_rows = [SETS[key].kl and r == "answer" for r in roles]
+    token_rows = forget_answer_rows(roles) if mia and key == "forget" else None
     n_items = len(groups)
     with _bar(config, n_items, f"score {key}") as bar:
         scores = score_groups(
@@ -162,6 +195,8 @@ def _evaluate_set(
             autocast=autocast,
             reference=reference,
             kl_rows=kl_rows,
+            token_rows=token_rows,
+            calibration=calibration,
             progress=bar,
         )
     generated = None
@@ -183,6 +218,9 @@ def _evaluate_set(
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         generated = (ids, [t.strip() for t in texts])
     item = set_metrics(key, data.sets[key], scores, groups, roles, generated, config)
+    if token_rows is not None:
+        answers = [g[0] for g in groups]  # each group starts with the item's answer
+        item.update(score_items(scores, answers, data.sets[key].column("answer"), config))
     item["n_truncated"] = enc.n_truncated
     return item
 
@@ -194,6 +232,7 @@ def make_eval_hook(
     config: EvalConfig | None = None,
     retain_results: str | Path | Mapping[str, Any] | EvalResult | None = None,
     reference: Any = None,
+    calibration: Any = None,
     save_results: bool = True,
 ) -> Callable[[Any], dict[str, float | None]]:
     """An evaluation hook for :func:`npo.llm.train.api.unlearn` (``hooks=[...]``).
@@ -203,6 +242,8 @@ def make_eval_hook(
     ``forget_logp`` is the evaluation's, over the whole forget set). The data and
     ``retain_results`` are read and checked here, before training starts. ``reference``: a
     model, or the directory of one (loaded at the first call onto the run's device).
+    ``calibration``: the calibration model of the ``calibrated`` membership-inference score, a
+    model or a directory (loaded like ``reference``).
     ``save_results``: the main process also writes each evaluation's full results to
     ``OUT/eval/step-NNNNNN.json``. Progress bars are off inside training. Other arguments as in
     :func:`evaluate_model`.
@@ -216,21 +257,21 @@ def make_eval_hook(
     if not isinstance(data, EvalData):
         data = load_eval_data(data, forget, config)
     retain = _retain(retain_results, data, None)
-    state: dict[str, Any] = {"reference": reference}
-    if isinstance(reference, (str, Path)):
-        from npo.llm.model import check_model_dir
+    state: dict[str, Any] = {"reference": reference, "calibration": calibration}
+    for value in state.values():
+        if isinstance(value, (str, Path)):
+            from npo.llm.model import check_model_dir
 
-        check_model_dir(Path(reference))
+            check_model_dir(Path(value))
 
     def hook(ctx: Any) -> dict[str, float | None]:
-        ref = state["reference"]
-        if isinstance(ref, (str, Path)):
-            from npo.llm.model import load_model, resolve_precision
+        for name, value in state.items():
+            if isinstance(value, (str, Path)):
+                from npo.llm.model import load_model, resolve_precision
 
-            dtype = resolve_precision(ctx.config.precision, ctx.device.type)[0]
-            ref = load_model(ref, dtype=dtype)[0].to(ctx.device)
-            ref.requires_grad_(False)
-            state["reference"] = ref
+                dtype = resolve_precision(ctx.config.precision, ctx.device.type)[0]
+                loaded = load_model(value, dtype=dtype)[0].to(ctx.device)
+                state[name] = loaded.requires_grad_(False)
         eval_config = dataclasses.replace(config, precision=ctx.config.precision)
         result = evaluate_model(
             ctx.model,
@@ -239,7 +280,8 @@ def make_eval_hook(
             forget,
             config=eval_config,
             retain_results=retain,
-            reference=ref,
+            reference=state["reference"],
+            calibration=state["calibration"],
         )
         if save_results and ctx.accelerator.is_main_process:
             from npo.results import ensure_out_dir, write_json
@@ -259,6 +301,7 @@ def evaluate_dir(
     config: EvalConfig | None = None,
     retain_results: str | Path | None = None,
     reference_dir: str | Path | None = None,
+    calibration_dir: str | Path | None = None,
     trust_remote_code: bool = False,
 ) -> EvalResult:
     """:func:`evaluate_model` on saved models (``npo eval``).
@@ -276,8 +319,9 @@ def evaluate_dir(
     config = config or EvalConfig()
     eval_split_for(forget)  # validates the name
     check_model_dir(Path(model_dir))
-    if reference_dir is not None:
-        check_model_dir(Path(reference_dir))
+    for extra in (reference_dir, calibration_dir):
+        if extra is not None:
+            check_model_dir(Path(extra))
     evdata = load_eval_data(data, forget, config)
     retain = None
     if retain_results is not None:
@@ -286,10 +330,11 @@ def evaluate_dir(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = resolve_precision(config.precision, device.type)[0]
     model, tok = load_model(model_dir, dtype=dtype, trust_remote_code=trust_remote_code)
-    reference = None
-    if reference_dir is not None:
-        reference = load_model(reference_dir, dtype=dtype, trust_remote_code=trust_remote_code)[0]
-        reference = reference.to(device).requires_grad_(False)
+    frozen = {}
+    for name, path in (("reference", reference_dir), ("calibration", calibration_dir)):
+        if path is not None:
+            other = load_model(path, dtype=dtype, trust_remote_code=trust_remote_code)[0]
+            frozen[name] = other.to(device).requires_grad_(False)
     return evaluate_model(
         model.to(device),
         tok,
@@ -297,5 +342,6 @@ def evaluate_dir(
         forget,
         config=config,
         retain_results=retain,
-        reference=reference,
+        reference=frozen.get("reference"),
+        calibration=frozen.get("calibration"),
     )
