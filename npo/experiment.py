@@ -157,7 +157,8 @@ class Experiment:
 
     ``run(config)`` returns an :class:`ExperimentResult`; ``plot(result)`` a Figure or
     ``{suffix: Figure}``; ``min_steps`` is the smallest ``--steps`` the experiment accepts;
-    ``check(config)``, if given, validates the experiment's own options before any work.
+    ``check(config)``, if given, validates the experiment's own options before any work;
+    ``in_all``: whether ``all`` runs it (False for long opt-in studies).
     """
 
     name: str
@@ -166,6 +167,7 @@ class Experiment:
     min_steps: int = 1
     summary: str = ""
     check: Callable[[ReproduceConfig], None] | None = None
+    in_all: bool = True
 
 
 def registry(*groups: Iterable[Experiment]) -> Mapping[str, Experiment]:
@@ -196,7 +198,7 @@ def select(
 
     Args:
         experiments: the registry (see :func:`registry`).
-        names: experiment names, or ``all``.
+        names: experiment names, or ``all`` (every experiment whose ``in_all`` is True).
         config: the options they will run with.
 
     Returns:
@@ -209,7 +211,7 @@ def select(
     chosen: list[str] = []
     for name in names:
         if name == "all":
-            chosen += list(experiments)
+            chosen += [n for n, e in experiments.items() if e.in_all]
         elif name in experiments:
             chosen.append(name)
         else:

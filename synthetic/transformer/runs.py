@@ -83,16 +83,22 @@ def _unlearn_run(
     method: str,
     root: Path,
     target: Any,
+    *,
+    name: str | None = None,
+    **extra: Any,
 ) -> dict:
+    # One unlearning run (cached under `name`, default the method): evaluation curves, drift
+    # and the final metrics; `extra` overrides fields of its UnlearnConfig (e.g. sam_rho, lr).
     from npo.llm.eval import EvalConfig, evaluate_model, make_eval_hook
     from npo.llm.train import unlearn
 
     forget = f"forget{pct:02d}"
+    tag = (name or method).replace("+", "_")
     retain_dir = models["retain"][pct]
     retain_res = _retain_results(retain_dir, eval_dir, forget, _retain_path(root, forget))
 
     def run() -> dict:
-        out = root / forget / method.replace("+", "_")
+        out = root / forget / tag
         shutil.rmtree(out, ignore_errors=True)  # an unfinished run's leftovers
         calibration, _ = load_model_eval(retain_dir)
         hook = make_eval_hook(
@@ -104,17 +110,14 @@ def _unlearn_run(
             calibration=calibration,
             save_results=False,
         )
-        cfg = unlearn_config(
-            c,
-            models["target"],
-            eval_dir,
-            out,
-            forget=forget,
-            method=method,
-            retain_weight=c.retain_weight_for(pct),
-            max_steps=c.steps,
-            eval_every=c.eval_every,
-        )
+        kw: dict[str, Any] = {
+            "forget": forget,
+            "method": method,
+            "retain_weight": c.retain_weight_for(pct),
+            "max_steps": c.steps,
+            "eval_every": c.eval_every,
+        }
+        cfg = unlearn_config(c, models["target"], eval_dir, out, **{**kw, **extra})
         result = unlearn(cfg, hooks=[hook])
         model, tok = load_model_eval(result.model_dir)
         final = evaluate_model(
@@ -133,7 +136,7 @@ def _unlearn_run(
         ]
         return {"evals": evals, "drift": drift, "final": final.metrics}
 
-    return cached_run(root / forget / f"{method.replace('+', '_')}.{RECORDS}.json", run)
+    return cached_run(root / forget / f"{tag}.{RECORDS}.json", run)
 
 
 def _curve(records: list[dict], metric: str) -> np.ndarray:
@@ -194,6 +197,9 @@ def _seed_run(c: ResolvedTransformerConfig) -> dict[str, Any]:
         out["target"][forget] = _target_metrics(models, eval_dir, pct, root, forget)
         retain_file = _retain_path(root, forget)
         out["retain"][forget] = json.loads(retain_file.read_text())
+        out.setdefault("n_forget_items", {})[forget] = len(
+            out["retain"][forget]["items"]["forget"]["truth_ratio"]
+        )
         for key in ("curves", "final", "drift"):
             out[key][forget] = {}
         for method in c.methods:
@@ -223,11 +229,14 @@ def run_transformer(config: TransformerConfig) -> ExperimentResult:
     c = config.resolved()
     seeds = [_seed_run(replace(c, seed=s)) for s in c.seed_list]
     first = seeds[0]
-    drift = drift_study(c, first["models"], first["eval_dir"], first["root"])
+    drift_root = first["root"] / f"drift-forget{c.splits[0]:02d}"  # the study's split
+    drift_root.mkdir(parents=True, exist_ok=True)
+    drift = drift_study(c, first["models"], first["eval_dir"], drift_root)
     curves, rows, extras = assemble_seeds(c, seeds)
     extras.update(
         drift=drift,
         report=first["report"],
+        n_forget_items=first["n_forget_items"],
         memorization_accuracy=first["models"]["memorization"],
         params=first["models"]["params"],
     )

@@ -199,11 +199,12 @@ def default_cache_dir() -> str:
 
 
 def run_key(config: TransformerConfig) -> str:
-    """The cache key of everything that changes one seed's results.
+    """The cache key of everything that changes one seed's runs of a split and method.
 
     Args:
-        config: the options (resolved here); where the cache lives, progress bars and the
-            number of seeds do not enter.
+        config: the options (resolved here); where the cache lives, progress bars, the number
+            of seeds and which splits and methods run do not enter (each run is cached under
+            its own split and method).
 
     Returns:
         A 16-hex-digit key.
@@ -211,7 +212,7 @@ def run_key(config: TransformerConfig) -> str:
     settings = {
         k: v
         for k, v in asdict(config.resolved()).items()
-        if k not in ("cache_dir", "progress", "seeds")
+        if k not in ("cache_dir", "progress", "seeds", "splits", "methods")
     }
     return cache_key(settings)
 

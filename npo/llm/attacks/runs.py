@@ -221,6 +221,7 @@ def run_relearn(config: RelearnConfig, eval_config: EvalConfig | None = None) ->
         )
     }
     objective = Objective((Term("nll", 1.0, source="retain", reduction="token"),))
+    ensure_out_dir(train_out)
     acc = make_accelerator(ft)
     info = {"desc": f"relearn {config.forget}", "attack": "relearn", "items": len(rows)}
     setup = build_setup(ft, acc, model, tok, store, objective, hooks=[hook], info=info)
