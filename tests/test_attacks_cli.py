@@ -21,9 +21,17 @@ def setup(tmp_path_factory):
 
     data = tmp_path_factory.mktemp("authors")
     write_tofu_splits(generate_authors(AuthorsConfig(n_authors=10, qa_per_author=4)), data, (10,))
+    import torch
+
+    from npo.llm.model import load_model, save_model_dir
+
     root = tmp_path_factory.mktemp("models")
     target = random_model_dir(data, root / "target", seed=0)
-    other = random_model_dir(data, root / "other", seed=1)
+    model, tok = load_model(target)  # "unlearned": the target's weights, moved a little
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    other = save_model_dir(model, tok, root / "other")
     retain = root / "retain.json"
     argv = ["eval", "--model", str(other), "--data", str(data), "--out", str(retain)]
     assert main([*argv, "--no-generate", "--no-progress"]) == 0

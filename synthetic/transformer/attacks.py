@@ -122,7 +122,8 @@ def _seed_attacks(c: ResolvedTransformerConfig, a: AttacksConfig) -> dict[str, A
         for lr in (c.lr, *a.quantize_lrs):
             name = method if lr == c.lr else f"{method}@lr{lr:g}"
             model = unlearned(method, name, **({} if lr == c.lr else {"lr": lr}))
-            out = root / "attacks" / f"quantize-{_tag(name)}"
+            grid = "-".join(map(str, a.bits)) + "b-" + "-".join(map(str, a.group_sizes)) + "g"
+            out = root / "attacks" / f"quantize-{_tag(name)}-{grid}"
             cfg = QuantizeConfig(
                 model=str(model), out=str(out), bits=a.bits, group_size=a.group_sizes, **common
             )
