@@ -18,6 +18,7 @@ Every stage is cached under the task's cache, beside the runs it attacks.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def _seed_attacks(c: ResolvedTransformerConfig, a: AttacksConfig) -> dict[str, A
     )
     target, _ = load_model_eval(models["target"])
     ev = EvalConfig(generate=False, progress=False)
-    common = {
+    common: dict[str, Any] = {
         "target": str(models["target"]),
         "data": str(eval_dir),
         "forget": forget,
@@ -101,12 +102,12 @@ def _seed_attacks(c: ResolvedTransformerConfig, a: AttacksConfig) -> dict[str, A
         return root / forget / _tag(name) / "model"
 
     relearn: dict[str, Any] = {}
-    runs = [(m, m, {}) for m in a.relearn_methods]
+    runs: list[tuple[str, str, dict[str, Any]]] = [(m, m, {}) for m in a.relearn_methods]
     runs += [(m, f"{m}+sam", {"sam_rho": a.sam_rho}) for m in a.sam_methods]
     for method, name, extra in runs:
         model = unlearned(method, name, **extra)
         out = root / "attacks" / f"relearn-{_tag(name)}-{a.relearn_lr:g}-{a.relearn_steps}"
-        cfg = RelearnConfig(
+        rcfg = RelearnConfig(
             model=str(model),
             out=str(out),
             steps=a.relearn_steps,
@@ -116,7 +117,7 @@ def _seed_attacks(c: ResolvedTransformerConfig, a: AttacksConfig) -> dict[str, A
             max_length=256,
             **common,
         )
-        relearn[name] = cached_run(out.with_suffix(".json"), lambda cfg=cfg: run_relearn(cfg, ev))
+        relearn[name] = cached_run(out.with_suffix(".json"), partial(run_relearn, rcfg, ev))
     quantize: dict[str, Any] = {}
     for method in a.quantize_methods:
         for lr in (c.lr, *a.quantize_lrs):
@@ -124,10 +125,10 @@ def _seed_attacks(c: ResolvedTransformerConfig, a: AttacksConfig) -> dict[str, A
             model = unlearned(method, name, **({} if lr == c.lr else {"lr": lr}))
             grid = "-".join(map(str, a.bits)) + "b-" + "-".join(map(str, a.group_sizes)) + "g"
             out = root / "attacks" / f"quantize-{_tag(name)}-{grid}"
-            cfg = QuantizeConfig(
+            qcfg = QuantizeConfig(
                 model=str(model), out=str(out), bits=a.bits, group_size=a.group_sizes, **common
             )
-            record = cached_run(out.with_suffix(".json"), lambda cfg=cfg: run_quantize(cfg, ev))
+            record = cached_run(out.with_suffix(".json"), partial(run_quantize, qcfg, ev))
             quantize[name] = {**record, "method": method, "lr": lr}
     return {"relearn": relearn, "quantize": quantize, "split": forget}
 
