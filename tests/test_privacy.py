@@ -206,6 +206,11 @@ def test_membership_in_an_evaluation(authors_dir, tiny_llama, tmp_path):
     none = evaluate_model(model, tok, bare, "forget10", config=cfg)
     assert none.metrics["mia_auc_loss"] is None and none.metrics["privleak"] is None
     assert any("membership inference" in n and "holdout10" in n for n in none.notes)
+    # retain results on other holdout items cannot be PrivLeak's reference
+    rows = [{"question": "Who is Nobody?", "answer": "Nobody is a painter."}]
+    (bare / "holdout10.json").write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(ValueError, match="holdout items differ"):
+        evaluate_model(model, tok, bare, "forget10", config=cfg, retain_results=retain)
 
 
 def test_bad_mia_options():

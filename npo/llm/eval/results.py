@@ -176,6 +176,14 @@ def check_retain_results(
             f"the forget items differ from those of {data.source} (same split name and count, "
             "different text)",
         )
+    theirs_holdout = retain.info["digests"].get("holdout")
+    mine_holdout = data.digests.get("holdout")
+    if theirs_holdout and mine_holdout and theirs_holdout != mine_holdout:
+        raise _fail(
+            src,
+            "its holdout items differ from this evaluation's (PrivLeak compares AUCs on the "
+            "same forget and holdout items); evaluate both models on the same data",
+        )
     if model is not None:
         theirs = retain.info["model"]
         a = (theirs.get("model_type"), theirs.get("vocab_size"))
