@@ -117,7 +117,7 @@ def _seed_attacks(c: ResolvedTransformerConfig, a: AttacksConfig) -> dict[str, A
             max_length=256,
             **common,
         )
-        relearn[name] = cached_run(out.with_suffix(".json"), partial(run_relearn, rcfg, ev))
+        relearn[name] = cached_run(out.parent / f"{out.name}.json", partial(run_relearn, rcfg, ev))
     quantize: dict[str, Any] = {}
     for method in a.quantize_methods:
         for lr in (c.lr, *a.quantize_lrs):
@@ -128,7 +128,7 @@ def _seed_attacks(c: ResolvedTransformerConfig, a: AttacksConfig) -> dict[str, A
             qcfg = QuantizeConfig(
                 model=str(model), out=str(out), bits=a.bits, group_size=a.group_sizes, **common
             )
-            record = cached_run(out.with_suffix(".json"), partial(run_quantize, qcfg, ev))
+            record = cached_run(out.parent / f"{out.name}.json", partial(run_quantize, qcfg, ev))
             quantize[name] = {**record, "method": method, "lr": lr}
     return {"relearn": relearn, "quantize": quantize, "split": forget}
 

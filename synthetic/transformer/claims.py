@@ -1,6 +1,6 @@
 """The quantities the small-transformer privacy and attack claims are judged on.
 
-- :func:`privleak_at_matched_utility`: per seed, two methods' |PrivLeak| where each last keeps
+- :func:`privleak_at_matched_utility`: per seed, two methods' absolute PrivLeak where each last keeps
   a common utility level (the lower of their final utilities), from the evaluation curves;
 - :func:`quantization_points`: per quantized run and seed, the median update-to-step ratio at
   4 bits and the share of the forget gap that 4-bit rounding gives back.
@@ -18,7 +18,7 @@ __all__ = ["privleak_at_matched_utility", "quantization_points"]
 
 
 def _at_utility(mu: np.ndarray, leak: np.ndarray, level: float) -> float:
-    # |PrivLeak| at the last evaluation whose utility is at least `level` (NaN if none)
+    # absolute PrivLeak at the last evaluation whose utility is at least `level` (NaN if none)
     ok = np.flatnonzero((mu >= level - 1e-12) & np.isfinite(leak))
     return float(abs(leak[ok[-1]])) if ok.size else float("nan")
 
@@ -26,10 +26,10 @@ def _at_utility(mu: np.ndarray, leak: np.ndarray, level: float) -> float:
 def privleak_at_matched_utility(
     result: ExperimentResult, split: str, a: str = "npo+rt", b: str = "ga+rt"
 ) -> dict[str, Any]:
-    """|PrivLeak| of two methods at a matched model utility, per seed and as medians.
+    """The absolute PrivLeak of two methods at a matched model utility, per seed and median.
 
     Per seed ``u* = min(MU_a(T), MU_b(T))`` (each run's last evaluation, no generation); each
-    method's value is its |PrivLeak| at its last evaluation step with ``MU >= u*``: how close to
+    method's value is its absolute PrivLeak at its last evaluation step with ``MU >= u*``: how close to
     the retain model's AUC it gets while keeping that utility.
 
     Args:

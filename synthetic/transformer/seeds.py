@@ -1,7 +1,7 @@
 """Seeds of the small-transformer experiment: per-seed arrays, medians and bootstrap intervals.
 
 Each seed draws its own authors, initialization and data order
-(:func:`~synthetic.transformer.runs._seed_run`). Claims are judged on the **median over
+(``synthetic.transformer.runs._seed_run``). Claims are judged on the **median over
 seeds**; its 95% interval is a percentile bootstrap of the median over seeds
 (``scipy.stats.bootstrap``, 2000 resamples, seeded): with 3 seeds it can only span the
 seeds' own values, so it says how much the seeds disagree rather than pinning the median.
@@ -112,7 +112,7 @@ def assemble_seeds(
 
     Args:
         c: the resolved options.
-        seeds: one :func:`~synthetic.transformer.runs._seed_run` record per seed.
+        seeds: one ``_seed_run`` record per seed (:mod:`synthetic.transformer.runs`).
 
     Returns:
         ``(curves, rows, extras)``: ``curves[split][method][metric]`` summaries whose

@@ -185,7 +185,7 @@ class ResolvedTransformerConfig(TransformerConfig):
 
     @property
     def seed_list(self) -> tuple[int, ...]:
-        """The seeds: ``seed, seed + 1, ..., seed + seeds - 1``."""
+        """Seeds ``seed`` to ``seed + seeds - 1``, in order."""
         return tuple(range(self.seed, self.seed + self.seeds))
 
 
