@@ -103,11 +103,23 @@ def test_relearning_brings_forget_knowledge_back(attacks):
         assert r["forget_prob_end"] > r["forget_prob_start"] + 0.2, r
 
 
+def _slower(sam: dict, plain: dict) -> bool:
+    # fewer steps to recovery is faster; never recovering within the budget is slowest, and
+    # two runs that never recover are ordered by the forget probability they end at
+    a, b = sam["steps_to_recovery"], plain["steps_to_recovery"]
+    if a is not None and b is not None:
+        return a > b
+    if a is None and b is None:
+        return sam["forget_prob_end"] < plain["forget_prob_end"]
+    return a is None
+
+
 @pytest.mark.slow
-def test_npo_sam_recovers_more_slowly_than_npo(attacks):
+def test_sam_recovers_more_slowly_under_relearning(attacks):
+    """Fan et al.'s claim: SAM on the forget side makes unlearning resilient to relearning."""
     rows = _relearn(attacks)
-    sam, plain = rows["npo+sam"]["steps_to_recovery"], rows["npo"]["steps_to_recovery"]
-    assert sam is None or sam > plain, (rows["npo+sam"], rows["npo"])
+    for base in ("npo", "npo+rt"):
+        assert _slower(rows[f"{base}+sam"], rows[base]), (rows[f"{base}+sam"], rows[base])
 
 
 @pytest.mark.slow

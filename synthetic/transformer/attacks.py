@@ -8,7 +8,7 @@ experiment stays as fast as before). On the first forget split of the task, per 
   for ``relearn_steps`` steps on a seeded half of the forget items and measured on the other
   half (:func:`npo.llm.attacks.run_relearn`); steps to recovery per run;
 - **quantization**: every method of ``quantize_methods`` unlearned at the task's learning rate
-  and at each of ``quantize_lrs`` (smaller updates), then RTN-quantized at ``bits`` x
+  and at each of ``quantize_lrs`` (smaller and larger updates), then RTN-quantized at ``bits`` x
   ``group_sizes`` with the target quantized alike (:func:`npo.llm.attacks.run_quantize`); per
   run the median update-to-step ratio at 4 bits and the share of the forget gap recovered.
 
@@ -59,7 +59,8 @@ class AttacksConfig:
         default=("ga+rt", "npo+rt"), metadata={"help": "runs quantized"}
     )
     quantize_lrs: tuple[float, ...] = field(
-        default=(2e-5, 1e-4), metadata={"help": "smaller unlearning lrs, besides the task's"}
+        default=(2e-5, 1e-4, 2e-3),
+        metadata={"help": "other unlearning lrs (smaller and larger updates), besides the task's"},
     )
     bits: tuple[int, ...] = field(default=(8, 4), metadata={"help": "bit widths"})
     group_sizes: tuple[int, ...] = field(default=(32, 0), metadata={"help": "0: per channel"})
