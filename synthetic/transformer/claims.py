@@ -1,7 +1,8 @@
 """The quantities the small-transformer privacy and attack claims are judged on.
 
-- :func:`privleak_at_matched_utility`: per seed, two methods' absolute PrivLeak where each last keeps
-  a common utility level (the lower of their final utilities), from the evaluation curves;
+- :func:`privleak_at_matched_utility`: per seed, two methods' absolute PrivLeak where each
+  last keeps a common utility level (the lower of their final utilities), from the evaluation
+  curves;
 - :func:`quantization_points`: per quantized run and seed, the median update-to-step ratio at
   4 bits and the share of the forget gap that 4-bit rounding gives back.
 """
@@ -29,8 +30,8 @@ def privleak_at_matched_utility(
     """The absolute PrivLeak of two methods at a matched model utility, per seed and median.
 
     Per seed ``u* = min(MU_a(T), MU_b(T))`` (each run's last evaluation, no generation); each
-    method's value is its absolute PrivLeak at its last evaluation step with ``MU >= u*``: how close to
-    the retain model's AUC it gets while keeping that utility.
+    method's value is its absolute PrivLeak at its last evaluation step with ``MU >= u*``: how
+    close to the retain model's AUC it gets while keeping that utility.
 
     Args:
         result: from :func:`~synthetic.transformer.runs.run_transformer`.
