@@ -12,6 +12,7 @@ from npo.llm.attacks.quantize import (
     linear_weights,
     quantization_step,
     quantize_model,
+    rtn_codes,
     rtn_quantize,
     update_to_step_ratio,
 )
@@ -37,6 +38,7 @@ def _numpy_rtn(w: np.ndarray, bits: int, group: int | None) -> np.ndarray:
 
 def test_hand_worked_example():
     w = torch.tensor([[0.0, 1.0, 2.0, 3.4], [-1.0, -1.0, -1.0, -1.0]], dtype=torch.float64)
+    assert rtn_codes(w, 2, None).tolist() == [[0, 1, 2, 3], [0, 0, 0, 0]]
     # row 0, 2 bits: lo 0, step 3.4 / 3; (w - lo) / step = [0, 0.88, 1.76, 3] -> q = [0, 1, 2, 3]
     s = 3.4 / 3
     want = torch.tensor([[0.0, s, 2 * s, 3.4], [-1.0, -1.0, -1.0, -1.0]], dtype=torch.float64)
@@ -89,11 +91,21 @@ def test_model_quantization_and_ratio():
     unlearned = LlamaForCausalLM(cfg)
     unlearned.load_state_dict(target.state_dict())
     steps = {n: quantization_step(p, 4, 32) for n, p in linear_weights(target)}
-    with torch.no_grad():  # move every weight by a tenth of its 4-bit step
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # move every weight by a tenth of its 4-bit step times N(0, 1)
         for n, p in linear_weights(unlearned):
-            p.add_(0.1 * steps[n])
+            p.add_(0.1 * steps[n] * torch.randn(p.shape, generator=g))
     ratio = update_to_step_ratio(unlearned, target, bits=4, group_size=32)
-    assert ratio["median_ratio"] == pytest.approx(0.1, rel=1e-3)
+    assert ratio["median_ratio"] == pytest.approx(0.1 * 0.6745, rel=0.05)  # median |N(0, 1)|
+    # every group's minimum and maximum moved (the grid moved); few codes changed
+    assert ratio["moved_grids"] == 1.0 and 0 < ratio["changed_codes"] < 0.3
+    same = update_to_step_ratio(target, target, bits=4, group_size=32)
+    assert same == {
+        "median_ratio": 0.0,
+        "mean_ratio": 0.0,
+        "changed_codes": 0.0,
+        "moved_grids": 0.0,
+    }
     report = quantize_model(unlearned, 4, 32)
     assert report["n_tensors"] == 7 and report["on_grid_error"] > 0
     assert torch.equal(unlearned.get_input_embeddings().weight, embed)  # embeddings untouched

@@ -42,6 +42,17 @@ def test_target_separates_forget_from_holdout_and_retain_does_not(quick):
             assert abs(retain[f"mia_auc_{attack}"] - 0.5) < 0.35, (split, attack, retain)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured (seed 0): the retain model's Min-K%++ AUC is 0.126, 0.046, 0.499 at "
+    "forget10/20/50 (LOSS 0.34, 0.20, 0.48; Min-K% 0.35, 0.21, 0.55): the standardized "
+    "statistic separates 3 forget from 3 holdout authors that the retain model saw neither of",
+)
+def test_retain_model_min_k_plus_plus_near_half(quick):
+    for split, retain in quick.extras["retain"].items():
+        assert abs(retain["mia_auc_min_k_plus_plus"] - 0.5) < 0.35, (split, retain)
+
+
 def test_privacy_outputs_and_granularity(quick, tmp_path):
     curve = quick.curves["forget10"]["npo+rt"]
     assert len(curve["privleak"]["seeds"][0]) == len(quick.steps)

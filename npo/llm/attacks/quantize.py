@@ -32,6 +32,7 @@ __all__ = [
     "linear_weights",
     "quantization_step",
     "quantize_model",
+    "rtn_codes",
     "rtn_quantize",
     "update_to_step_ratio",
 ]
@@ -80,6 +81,26 @@ def quantization_step(w: Tensor, bits: int, group_size: int | None) -> Tensor:
     groups, n = _groups(w, group_size)
     _, step = _lo_step(groups, bits)
     return step.expand_as(groups).reshape(w.shape[0], -1)[:, :n]
+
+
+def rtn_codes(w: Tensor, bits: int, group_size: int | None) -> Tensor:
+    """The integer grid index ``q`` of each weight (0 for a constant group), same shape as ``w``.
+
+    Args:
+        w: a 2-d weight ``(out, in)``.
+        bits: bits per weight.
+        group_size: weights per group (None: one group per row).
+
+    Returns:
+        ``(out, in)`` int64 codes in ``[0, 2^bits - 1]``.
+    """
+    _check(bits, group_size)
+    groups, n = _groups(w, group_size)
+    lo, step = _lo_step(groups, bits)
+    safe = torch.where(step > 0, step, torch.ones_like(step))
+    q = torch.clamp(torch.round((groups - lo) / safe), 0, 2**bits - 1)
+    q = torch.where(step > 0, q, torch.zeros_like(q))
+    return q.reshape(w.shape[0], -1)[:, :n].to(torch.int64)
 
 
 def rtn_quantize(w: Tensor, bits: int, group_size: int | None) -> Tensor:
@@ -176,8 +197,11 @@ def update_to_step_ratio(
         group_size: its group size (32; None per channel).
 
     Returns:
-        ``{"median_ratio", "mean_ratio", "changed_fraction"}``: the median and mean ratio,
-        and the fraction of weights whose grid point differs between the two models.
+        ``{"median_ratio", "mean_ratio", "changed_codes", "moved_grids"}``: the median and
+        mean ratio; the fraction of weights whose integer grid index differs between the two
+        models (each rounded on its own min-max grid); the fraction of groups whose grid
+        itself moved (their minimum or maximum changed), so that no weight of the group keeps
+        the target's quantized value.
     """
     t_sd: Mapping[str, Tensor] = target if isinstance(target, Mapping) else target.state_dict()
     u_sd: Mapping[str, Tensor] = (
@@ -185,18 +209,22 @@ def update_to_step_ratio(
     )
     names = [n for n, _ in linear_weights(target)] if not isinstance(target, Mapping) else None
     names = names or [n for n, t in t_sd.items() if t.dim() == 2 and "embed" not in n]
-    ratios, changed, total = [], 0, 0
+    ratios, changed, total, moved, groups = [], 0, 0, 0, 0
     for name in names:
         t, u = t_sd[name], u_sd[name]
         step = quantization_step(t, bits, group_size)
         diff = (u.to(step.dtype) - t.to(step.dtype)).abs()
         ratios.append(torch.where(step > 0, diff / torch.where(step > 0, step, 1), diff).flatten())
-        qt, qu = rtn_quantize(t, bits, group_size), rtn_quantize(u, bits, group_size)
-        changed += int((qt != qu).sum())
+        changed += int((rtn_codes(t, bits, group_size) != rtn_codes(u, bits, group_size)).sum())
         total += t.numel()
+        gt, gu = _groups(t, group_size)[0], _groups(u, group_size)[0]
+        same = (gt.amin(-1) == gu.amin(-1)) & (gt.amax(-1) == gu.amax(-1))
+        moved += int((~same).sum())
+        groups += same.numel()
     r = torch.cat(ratios).double()
     return {
         "median_ratio": float(r.median()),
         "mean_ratio": float(r.mean()),
-        "changed_fraction": changed / max(total, 1),
+        "changed_codes": changed / max(total, 1),
+        "moved_grids": moved / max(groups, 1),
     }
