@@ -32,6 +32,7 @@ __all__ = [
     "AuthorsData",
     "generate_authors",
     "generate_holdout",
+    "holdout_pool",
     "split_authors",
 ]
 
@@ -264,33 +265,43 @@ def generate_authors(config: AuthorsConfig = AuthorsConfig()) -> AuthorsData:
     return AuthorsData(config, authors, rows, real, facts, list(REFUSALS))
 
 
-def generate_holdout(config: AuthorsConfig, n_authors: int) -> tuple[list[dict], list[dict]]:
+def holdout_pool(config: AuthorsConfig) -> int:
+    """How many holdout authors :func:`generate_holdout` draws: half as many as the data set.
+
+    Enough for every forget split up to 50%; a larger forget split's ``holdoutXX`` holds only
+    these (the evaluation uses ``holdout01/05/10``, the splits of ``forgetXX_perturbed``).
+
+    Args:
+        config: the data set's sizes.
+
+    Returns:
+        ``ceil(n_authors / 2)``.
+    """
+    return -(-config.n_authors // 2)
+
+
+def generate_holdout(config: AuthorsConfig) -> tuple[list[dict], list[dict]]:
     """Authors drawn like those of :func:`generate_authors`, whom no model is trained on.
 
     The same value pools and question templates, names that no author of ``config`` has, and
     a random stream of their own (``default_rng([seed, 1])``), so adding them changes nothing
-    in :func:`generate_authors`' output. They are the non-members of membership inference
-    (TOFU's ``holdoutXX`` splits).
+    in :func:`generate_authors`' output. Always :func:`holdout_pool` of them, whatever the
+    forget splits, so every ``holdoutXX`` is a prefix of the same list. They are the
+    non-members of membership inference (TOFU's ``holdoutXX`` splits).
 
     Args:
         config: the data set's sizes and seed.
-        n_authors: how many holdout authors.
 
     Returns:
         ``(authors, rows)``, the rows in TOFU's perturbed format, authors in order.
-
-    Raises:
-        ValueError: more authors than unused names.
     """
     rng_main = np.random.default_rng(config.seed)
     pools = _values(rng_main)  # the pools generate_authors draws first
     taken = set(rng_main.choice(len(FIRST) * len(LAST), config.n_authors, replace=False).tolist())
     free = sorted(set(range(len(FIRST) * len(LAST))) - taken)
-    if not 0 <= n_authors <= len(free):
-        raise ValueError(f"n_authors must be in [0, {len(free)}] holdout authors, got {n_authors}")
     rng = np.random.default_rng([config.seed, 1])
     authors, rows = [], []
-    for p in rng.choice(free, n_authors, replace=False):
+    for p in rng.choice(free, holdout_pool(config), replace=False):
         author, author_rows = _author(rng, pools, _name(int(p)), config)
         authors.append(author)
         rows += author_rows

@@ -67,8 +67,9 @@ def write_holdout_splits(config: AuthorsConfig, out_dir: str | Path, written: di
     """Write ``holdoutXX`` for each forget percentage: as many never-trained authors as forgetXX.
 
     The authors come from :func:`~synthetic.transformer.authors.generate_holdout` (nobody is
-    fine-tuned on them); ``holdoutXX`` holds the first ``written[XX]`` of them, in the
-    perturbed format (question, answer, paraphrase, perturbed answers).
+    fine-tuned on them; the same list whatever the splits); ``holdoutXX`` holds the first
+    ``written[XX]`` of them (at most all of them), in the perturbed format (question, answer,
+    paraphrase, perturbed answers).
 
     Args:
         config: the data set's sizes and seed.
@@ -81,7 +82,7 @@ def write_holdout_splits(config: AuthorsConfig, out_dir: str | Path, written: di
     out = ensure_out_dir(out_dir)
     if not written:
         return []
-    _, rows = generate_holdout(config, max(int(v) for v in written.values()))
+    _, rows = generate_holdout(config)
     paths = []
     for pct, count in written.items():
         rows_pct = rows[: int(count) * config.qa_per_author]
