@@ -20,28 +20,38 @@
 # metrics of `npo.llm.eval`, with the same loss kernels as everywhere else.
 #
 # The notebook runs the task's quick size (30 authors, splits 10/20/50%, five methods, 150
-# unlearning steps; the full size is for a GPU), which is also the test suite's size, so
-# `NPO_FAST` changes nothing here. Data, models and runs are cached under
-# `$NPO_CACHE_DIR/transformer` (default `.npo-cache/transformer`), shared with
-# `tests/test_transformer_task.py` and `npo reproduce transformer --quick`. From an empty cache
-# it takes about 6 minutes on 2 CPU cores (340 s of CPU on one core: four fine-tuned models,
-# 15 unlearning runs, 6 runs of the divergence study); with the cache filled, seconds.
+# unlearning steps; the full size is for a GPU), which is also the test suite's size. Data,
+# models and runs are cached under `$NPO_CACHE_DIR/transformer` (default
+# `.npo-cache/transformer`), shared with `tests/test_transformer_task.py` and `npo reproduce
+# transformer --quick`. From an empty cache the task takes about 6 minutes on 2 CPU cores
+# (four fine-tuned models, 15 unlearning runs, 6 runs of the divergence study); with the cache
+# filled, seconds. The attack study at the end (relearning with and without SAM, quantization)
+# adds a few minutes at its default size (the documented one); `NPO_FAST=1` (the test size)
+# runs a reduced study (one relearned run, one quantized run, 4-bit groups of 32).
 
 # %%
 import json
+import os
 
 import numpy as np
 
 from synthetic.transformer import (
+    AttacksConfig,
     AuthorsConfig,
     TransformerConfig,
     generate_authors,
+    plot_quantize,
+    plot_relearn,
     plot_transformer_drift,
+    plot_transformer_privacy,
     plot_transformer_steps,
     plot_transformer_tradeoff,
+    run_attacks,
     run_transformer,
 )
+from synthetic.transformer.claims import privleak_at_matched_utility, quantization_points
 
+FAST = os.environ.get("NPO_FAST") == "1"
 config = TransformerConfig(quick=True, progress=False)
 
 # %% [markdown]
@@ -115,6 +125,52 @@ finals = {k: np.asarray(v["param_drift"])[-1] for k, v in result.extras["drift"]
 print("final drift:", {k: round(float(v), 2) for k, v in finals.items()})
 
 # %% [markdown]
+# ## Membership inference and PrivLeak
+# The generator also writes holdout authors that no model is trained on. Each evaluation scores
+# them with the forget answers (Min-K%, LOSS, ...) and reports the AUC of forget vs holdout in
+# MUSE's orientation (0: the forget set looks trained on, 0.5: never seen) and PrivLeak, relative
+# to the retain model's AUC (negative: under-unlearning, positive: over-unlearning).
+
+# %%
+plot_transformer_privacy(result)
+for split, t in result.extras["target"].items():
+    r = result.extras["retain"][split]
+    print(f"{split}: Min-K% AUC target {t['mia_auc_min_k']:.3f}, retain {r['mia_auc_min_k']:.3f}")
+    assert t["mia_auc_min_k"] <= 0.05
+matched = privleak_at_matched_utility(result, "forget10")
+print("|PrivLeak| at matched utility, forget10:", matched["median"], "at MU", matched["utility"])
+
+# %% [markdown]
+# ## Attacks: relearning (with SAM) and quantization
+# Relearning: fine-tune on a seeded half of the forget items, measure the other half; steps to
+# recovery = until half the gap to the target is back. Quantization: weight-only RTN at 8 and 4
+# bits; the share of the forget gap recovered against the median update / 4-bit step.
+
+# %%
+attack_config = (
+    AttacksConfig(
+        relearn_methods=("npo+rt",),
+        sam_methods=(),
+        relearn_steps=10,
+        quantize_methods=("npo+rt",),
+        quantize_lrs=(),
+        bits=(4,),
+        group_sizes=(32,),
+    )
+    if FAST
+    else AttacksConfig()
+)
+attacks = run_attacks(config, attack_config)
+for row in attacks.table:
+    print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})
+plot_relearn(attacks)
+plot_quantize(attacks)
+relearned = {r["run"]: r for r in attacks.table if r["attack"] == "relearn"}
+assert relearned["npo+rt"]["forget_prob_end"] > relearned["npo+rt"]["forget_prob_start"]
+for p in quantization_points(attacks):
+    print(f"{p['run']}: update/step {p['ratio']:.2f}, 4-bit recovery {p['recovery']:.2f}")
+
+# %% [markdown]
 # ## What we saw
 #
 # - The tiny Llama memorizes the generated authors (answer tokens predicted exactly), so
@@ -123,3 +179,11 @@ print("final drift:", {k: round(float(v), 2) for k, v in finals.items()})
 #   NPO+RT ends with a higher forget quality than GA+RT at forget10 at no lower utility.
 # - Inside the transformer, under SGD without clipping, GA's drift from the target grows
 #   linearly and NPO's logarithmically, as Theorem 2 says for logistic regression.
+# - Membership inference knows the truth here: the target's AUC is 0 (every forget item looks
+#   trained on); the retain model, which saw neither forget nor holdout authors, sits much
+#   nearer 0.5, though with 3 + 3 authors its AUC varies widely. After 150 steps NPO+RT and
+#   GA+RT both over-unlearn (AUC near 1, PrivLeak far above 0): the forget answers become less
+#   likely than those of authors never seen.
+# - Relearning half of the forget items brings the other half back within tens of steps; the
+#   attack study's table gives the steps to recovery per method, with and without SAM, and
+#   whether 4-bit rounding gives back the forget gap (see the results log for the numbers).

@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from npo.config import add_dataclass_args, dataclass_from_args
 from npo.errors import RunFailed, translate
@@ -193,6 +194,12 @@ def _unlearn_eval_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="model for forget_kl/retain_kl, e.g. the --model before unlearning (default: none)",
     )
+    g.add_argument(
+        "--eval-calibration-model",
+        type=Path,
+        default=None,
+        help="calibration model of the calibrated membership score (e.g. the retain model)",
+    )
     add_dataclass_args(g, EvalConfig, skip=("progress", "precision"), prefix="eval-")
 
 
@@ -200,7 +207,7 @@ def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
     from npo.llm.eval import EvalConfig, make_eval_hook
 
     if ns.retain_results is None:
-        if config.eval_every or ns.eval_reference is not None:
+        if config.eval_every or ns.eval_reference or ns.eval_calibration_model:
             raise ValueError(
                 "--eval-every/--eval-reference evaluate during unlearning and need "
                 "--retain-results FILE (the retain model's `npo eval` results)"
@@ -208,7 +215,11 @@ def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
         return []
     from npo.llm.guard import check_outputs
 
-    extra = {"--retain-results": ns.retain_results, "--eval-reference": ns.eval_reference}
+    extra = {
+        "--retain-results": ns.retain_results,
+        "--eval-reference": ns.eval_reference,
+        "--eval-calibration-model": ns.eval_calibration_model,
+    }
     check_outputs({"--out": config.out}, extra)
     eval_config = dataclass_from_args(EvalConfig, ns, prefix="eval-")
     hook = make_eval_hook(
@@ -218,6 +229,7 @@ def _unlearn_eval_hooks(ns: argparse.Namespace, config) -> list:
         retain_results=ns.retain_results,
         reference=ns.eval_reference,
         model_dir=config.model,
+        calibration=ns.eval_calibration_model,
     )
     return [hook]
 
@@ -257,6 +269,12 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="model for forget_kl/retain_kl, e.g. the model before unlearning",
     )
+    p.add_argument(
+        "--calibration-model",
+        type=Path,
+        default=None,
+        help="calibration model of the calibrated membership score (e.g. the retain model)",
+    )
     p.add_argument("--out", type=Path, required=True, help="results JSON file to write")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from DIR")
     add_dataclass_args(p, EvalConfig)
@@ -279,6 +297,7 @@ def _eval(ns: argparse.Namespace) -> int:
         config=config,
         retain_results=ns.retain_results,
         reference_dir=ns.reference,
+        calibration_dir=ns.calibration_model,
         trust_remote_code=ns.trust_remote_code,
     )
     write_json(ns.out, result.to_json())
@@ -297,12 +316,67 @@ def _check_eval_out(ns: argparse.Namespace) -> None:
         "--data": ns.data,
         "--retain-results": ns.retain_results,
         "--reference": ns.reference,
+        "--calibration-model": ns.calibration_model,
     }
-    for option in ("--model", "--reference"):
+    for option in ("--model", "--reference", "--calibration-model"):
         path = inputs[option]
         if path is not None and (Path(path) / "adapter_config.json").is_file():
             inputs[f"adapter base of {option}"] = adapter_base(Path(path))
     check_outputs({"--out": ns.out}, inputs)
+
+
+def _attack_args(p: argparse.ArgumentParser) -> None:
+    from npo.llm.attacks import QuantizeConfig, RelearnConfig
+    from npo.llm.eval import EvalConfig
+
+    sub = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    kinds = {
+        "relearn": (RelearnConfig, "fine-tune on part of the forget set, measure the rest"),
+        "quantize": (QuantizeConfig, "weight-only round-to-nearest quantization, then evaluate"),
+    }
+    for kind, (cls, text) in kinds.items():
+        k = sub.add_parser(kind, help=text, description=text)
+        k.epilog = (
+            f"Writes OUT/{kind}.json (the attack's summary) and the usual `npo eval` results "
+            "JSON of every model it evaluates (relearn: OUT/train/eval/step-N.json)."
+        )
+        add_dataclass_args(k, cls)
+        _require(k, "model", "data", "out")
+        g = k.add_argument_group("evaluation (npo eval's options, --eval- prefix)")
+        add_dataclass_args(g, EvalConfig, skip=("progress",), prefix="eval-")
+
+
+def _attack(ns: argparse.Namespace) -> int:
+    from npo.llm.attacks import QuantizeConfig, RelearnConfig, run_quantize, run_relearn
+    from npo.llm.eval import EvalConfig
+
+    _quiet_hf()
+    kinds: dict[str, tuple[type, Callable[..., dict]]] = {
+        "relearn": (RelearnConfig, run_relearn),
+        "quantize": (QuantizeConfig, run_quantize),
+    }
+    cls, run = kinds[ns.kind]
+    config: Any = dataclass_from_args(cls, ns)
+    eval_config = dataclass_from_args(EvalConfig, ns, prefix="eval-", progress=config.progress)
+    from npo.llm.guard import check_outputs
+
+    inputs = ("model", "target", "data", "retain_results", "calibration_model")
+    check_outputs(
+        {"--out": config.out},
+        {f"--{n.replace('_', '-')}": getattr(config, n) for n in inputs},
+    )
+    summary = run(config, eval_config)
+    if ns.kind == "relearn":
+        print(f"steps to recovery: {summary['steps_to_recovery']}")
+    else:
+        for v in summary["variants"]:
+            u = v["unlearned"]
+            print(
+                f"{v['name']}: forget prob {u['forget_prob']:.4g}, model utility "
+                f"{u['model_utility']:.4g}, recovery {v.get('recovery')}"
+            )
+    print(f"wrote {Path(config.out) / (ns.kind + '.json')}")
+    return 0
 
 
 def _quiet_hf() -> None:
@@ -338,6 +412,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     ),
     "unlearn": ("unlearn a TOFU forget split from a fine-tuned causal LM", _unlearn_args, _unlearn),
     "eval": ("TOFU evaluation: forget quality, model utility, all metrics", _eval_args, _eval),
+    "attack": ("attacks on an unlearned model: relearn, quantize", _attack_args, _attack),
 }
 
 

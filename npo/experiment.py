@@ -44,8 +44,12 @@ METHOD_KEYS = (
 class ReproduceConfig:
     """Options shared by every experiment of ``npo reproduce`` (each uses those it needs)."""
 
-    seeds: int = field(
-        default=5, metadata={"help": "number of seeds (0..N-1; theorem2 uses 8 instances)"}
+    seeds: int | None = field(
+        default=None,
+        metadata={
+            "help": "number of seeds 0..N-1 (None: 5, quick 3; transformer 1, full 3; "
+            "theorem2 uses 8 instances)"
+        },
     )
     steps: int | None = field(
         default=None,
@@ -101,8 +105,9 @@ class ReproduceConfig:
 
     @property
     def seed_list(self) -> tuple[int, ...]:
-        """Seeds 0..N-1; ``quick`` uses at most 3."""
-        return tuple(range(min(self.seeds, 3) if self.quick else self.seeds))
+        """Seeds 0..N-1 (N = ``seeds``, default 5); ``quick`` uses at most 3."""
+        n = 5 if self.seeds is None else self.seeds
+        return tuple(range(min(n, 3) if self.quick else n))
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,8 @@ class Experiment:
 
     ``run(config)`` returns an :class:`ExperimentResult`; ``plot(result)`` a Figure or
     ``{suffix: Figure}``; ``min_steps`` is the smallest ``--steps`` the experiment accepts;
-    ``check(config)``, if given, validates the experiment's own options before any work.
+    ``check(config)``, if given, validates the experiment's own options before any work;
+    ``in_all``: whether ``all`` runs it (False for long opt-in studies).
     """
 
     name: str
@@ -165,6 +171,7 @@ class Experiment:
     min_steps: int = 1
     summary: str = ""
     check: Callable[[ReproduceConfig], None] | None = None
+    in_all: bool = True
 
 
 def registry(*groups: Iterable[Experiment]) -> Mapping[str, Experiment]:
@@ -195,7 +202,7 @@ def select(
 
     Args:
         experiments: the registry (see :func:`registry`).
-        names: experiment names, or ``all``.
+        names: experiment names, or ``all`` (every experiment whose ``in_all`` is True).
         config: the options they will run with.
 
     Returns:
@@ -208,7 +215,7 @@ def select(
     chosen: list[str] = []
     for name in names:
         if name == "all":
-            chosen += list(experiments)
+            chosen += [n for n, e in experiments.items() if e.in_all]
         elif name in experiments:
             chosen.append(name)
         else:

@@ -7,6 +7,8 @@
   positions of a per-token KL over the answer.
 - :func:`token_kl`: masked per-sequence KL between two causal-LM output distributions.
 - :func:`class_kl`: the same for classifiers.
+- :func:`token_stats`: per answer token, the label's log-prob and the mean and standard
+  deviation of ``log p`` under the next-token distribution (membership-inference scores).
 
 Memory: an LM's logits are ``(B, T, V)`` with ``V`` in the tens of thousands. A naive
 ``log_softmax(logits.float()).gather(...)`` materializes (and autograd saves) a full float32
@@ -19,12 +21,15 @@ gradient, in the logits' dtype.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 __all__ = [
+    "TokenStats",
     "class_kl",
     "class_logprobs",
     "greedy_matches",
@@ -32,6 +37,7 @@ __all__ = [
     "sequence_logprobs",
     "token_kl",
     "token_logprobs",
+    "token_stats",
 ]
 
 # Elements per chunk: 8 MiB of float32 on the CPU (keeps glibc from hoarding freed blocks),
@@ -387,3 +393,76 @@ def class_kl(
     lp = torch.stack([F.logsigmoid(-policy_logits), F.logsigmoid(policy_logits)], -1)
     lq = torch.stack([F.logsigmoid(-ref), F.logsigmoid(ref)], -1)
     return _kl_rows(lp, lq, direction)
+
+
+class TokenStats(NamedTuple):
+    """Per-position statistics of :func:`token_stats`, each ``(B, T)``; 0 where ``mask`` is off."""
+
+    logp: Tensor  # log p(label)
+    mean: Tensor  # mu = sum_v p_v log p_v
+    std: Tensor  # sigma = sqrt(sum_v p_v (log p_v - mu)^2)
+    mask: Tensor  # bool, the scored positions
+
+
+@torch.no_grad()
+def token_stats(
+    logits: Tensor,
+    labels: Tensor,
+    *,
+    ignore_index: int = -100,
+    shift: bool = True,
+    chunk_rows: int | None = None,
+) -> TokenStats:
+    """The label's log-prob and the mean and std of ``log p`` at every scored position.
+
+    At position ``t`` with next-token distribution ``p = softmax(logits[b, t])`` and label
+    ``y = labels[b, t + 1]`` (the shift of :func:`sequence_logprobs`):
+    ``logp = log p_y``, ``mean = mu = sum_v p_v log p_v`` (minus the entropy) and
+    ``std = sigma = sqrt(sum_v p_v (log p_v - mu)^2)``. Min-K%++ (Zhang et al., arXiv
+    2404.02936) standardizes ``(logp - mu) / sigma``. Rows are processed in chunks upcast to
+    float32 (float64 for float64 logits), as :func:`token_logprobs` does; no full float32
+    ``(B, T, V)`` tensor is made. The variance is the centered second moment (two passes over
+    the chunk), and entries of probability 0 contribute 0. No autograd (evaluation only).
+
+    Args:
+        logits: ``(B, T, V)`` logits of any float dtype.
+        labels: ``(B, T)`` labels (-100 on prompt and padding).
+        ignore_index: the label value that is not scored.
+        shift: shift the labels by one position (False if already aligned with the logits).
+        chunk_rows: rows per chunk, as in :func:`token_logprobs`.
+
+    Returns:
+        The :class:`TokenStats`, each ``(B, T)`` float32 (float64 for float64 logits).
+
+    Raises:
+        ValueError: for shapes other than ``(B, T, V)`` and ``(B, T)``, or bad labels.
+    """
+    if logits.dim() != 3 or labels.dim() != 2:
+        raise ValueError(
+            f"token_stats expects logits (B, T, V) and labels (B, T); got "
+            f"{tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    if shift:
+        labels = _shift(labels, ignore_index)
+    _check_labels(logits, labels, ignore_index)
+    cdt = _compute_dtype(logits.dtype)
+    vocab = logits.shape[-1]
+    flat = logits.reshape(-1, vocab)
+    flat_labels = labels.reshape(-1)
+    rows = torch.nonzero(flat_labels != ignore_index).flatten()  # (M,)
+    targets = flat_labels.index_select(0, rows).long()
+    out = torch.zeros(3, flat.shape[0], dtype=cdt, device=logits.device)
+    chunk = _rows_per_chunk(logits, chunk_rows)
+    for s in range(0, rows.shape[0], chunk):
+        r = rows[s : s + chunk]
+        lp = torch.log_softmax(flat.index_select(0, r).to(cdt), dim=-1)  # (m, V)
+        p = lp.exp()
+        plogp = torch.where(p > 0, p * lp, torch.zeros_like(p))
+        mu = plogp.sum(-1)  # (m,)
+        dev = torch.where(p > 0, lp - mu[:, None], torch.zeros_like(p))
+        var = (p * dev * dev).sum(-1)
+        out[0, r] = lp.gather(1, targets[s : s + chunk, None]).squeeze(1)
+        out[1, r] = mu
+        out[2, r] = var.clamp_min(0).sqrt()
+    logp, mean, std = (x.reshape(labels.shape) for x in out)
+    return TokenStats(logp, mean, std, labels != ignore_index)

@@ -3,7 +3,8 @@
 A *data source* is a directory of TOFU files (JSON Lines as TOFU ships them, or JSON arrays,
 named ``<split>.json`` or ``<split>.jsonl``) or ``hf:<repo>`` (``hf:locuslab/TOFU``), read through
 ``datasets``. Splits: ``full``, ``forgetXX``, ``retainYY``, ``forgetXX_perturbed``,
-``retain_perturbed``, ``real_authors[_perturbed]``, ``world_facts[_perturbed]``; the "I don't
+``retain_perturbed``, ``real_authors[_perturbed]``, ``world_facts[_perturbed]``, ``holdoutXX``
+(authors never trained on, as many as in ``forgetXX``); the "I don't
 know" answers are ``idontknow.jsonl`` (plain text, one answer per line).
 
 Every error names the file, the line and the field. :func:`tofu_dir` finds the real TOFU
@@ -39,7 +40,7 @@ _SPLIT_FIELDS: tuple[tuple[str, dict[str, str]], ...] = (
         {"paraphrased_answer": "str", "perturbed_answer": _STR_LIST},
     ),
     (r"real_authors_perturbed|world_facts_perturbed", {"perturbed_answer": _STR_LIST}),
-    (r"full|forget\d\d|retain\d\d|real_authors|world_facts", {}),
+    (r"full|forget\d\d|retain\d\d|holdout\d\d|real_authors|world_facts", {}),
 )
 
 
@@ -48,7 +49,7 @@ def _required_fields(name: str) -> dict[str, str]:
         if re.fullmatch(pattern, name):
             return {"question": "str", "answer": "str", **extra}
     raise ValueError(
-        f"unknown split {name!r}; valid: full, forgetXX, retainYY, forgetXX_perturbed, "
+        f"unknown split {name!r}; valid: full, forgetXX, retainYY, holdoutXX, forgetXX_perturbed, "
         "retain_perturbed, real_authors[_perturbed], world_facts[_perturbed] (XX, YY two digits)"
     )
 

@@ -10,24 +10,38 @@ end to end on data whose truth is known by construction:
 - :mod:`synthetic.transformer.drift`: the divergence study (GA and NPO under SGD and AdamW);
 - :mod:`synthetic.transformer.runs`: unlearning with evaluation curves and the result, with
   its notes and headline from :mod:`synthetic.transformer.summary`;
-- :mod:`synthetic.transformer.plots`: its figures.
+- :mod:`synthetic.transformer.seeds`: medians and bootstrap intervals over seeds;
+- :mod:`synthetic.transformer.plots`: its figures;
+- :mod:`synthetic.transformer.attacks`: relearning (with SAM) and quantization attacks on the
+  unlearned models, with figures in :mod:`synthetic.transformer.attack_plots`.
 
-``EXPERIMENTS`` holds the ``transformer`` entry of the ``npo reproduce`` registry.
+``EXPERIMENTS`` holds the ``transformer`` and ``transformer-attacks`` entries of the ``npo
+reproduce`` registry (the latter not in ``all``).
 """
 
 from __future__ import annotations
 
 from npo.experiment import Experiment
+from synthetic.transformer.attack_plots import plot_attacks, plot_quantize, plot_relearn
+from synthetic.transformer.attacks import (
+    AttacksConfig,
+    check_attacks_config,
+    run_attacks,
+    run_attacks_reproduce,
+)
 from synthetic.transformer.authors import (
     ATTRIBUTES,
     AuthorsConfig,
     AuthorsData,
     generate_authors,
+    generate_holdout,
     split_authors,
 )
 from synthetic.transformer.plots import (
+    ks_levels,
     plot_transformer,
     plot_transformer_drift,
+    plot_transformer_privacy,
     plot_transformer_steps,
     plot_transformer_tradeoff,
 )
@@ -55,17 +69,25 @@ __all__ = [
     "CURVE_METRICS",
     "EXPERIMENTS",
     "MAIN_METHODS",
+    "AttacksConfig",
     "AuthorsConfig",
     "AuthorsData",
     "ResolvedTransformerConfig",
     "TransformerConfig",
     "generate_authors",
+    "generate_holdout",
+    "ks_levels",
     "memorization_accuracy",
+    "plot_attacks",
+    "plot_quantize",
+    "plot_relearn",
     "plot_transformer",
     "plot_transformer_drift",
+    "plot_transformer_privacy",
     "plot_transformer_steps",
     "plot_transformer_tradeoff",
     "prepare_data",
+    "run_attacks",
     "run_transformer",
     "split_authors",
     "train_models",
@@ -80,5 +102,13 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         plot_transformer,
         summary="TOFU in miniature on a tiny transformer",
         check=check_reproduce_config,
+    ),
+    Experiment(
+        "transformer-attacks",
+        run_attacks_reproduce,
+        plot_attacks,
+        summary="relearning (with SAM) and quantization attacks on the small transformer",
+        check=check_attacks_config,
+        in_all=False,
     ),
 )

@@ -14,7 +14,8 @@ Utility sets play the role of TOFU's real-authors and world-facts sets: a fixed 
 country capitals (``real_authors_perturbed`` shape) and arithmetic facts
 (``world_facts_perturbed`` shape), each with 3 perturbed answers. Splits are by whole authors:
 ``forgetXX`` is the last XX% of authors (rounded to whole authors; a percentage that rounds to
-none is skipped), ``retainYY`` the others, as in TOFU.
+none is skipped), ``retainYY`` the others, as in TOFU. :func:`generate_holdout` draws further
+authors of the same kind whom no model sees (the non-members of membership inference).
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ import numpy as np
 
 from npo.validate import check_fields
 
-__all__ = ["ATTRIBUTES", "AuthorsConfig", "AuthorsData", "generate_authors", "split_authors"]
+__all__ = [
+    "ATTRIBUTES",
+    "AuthorsConfig",
+    "AuthorsData",
+    "generate_authors",
+    "generate_holdout",
+    "holdout_pool",
+    "split_authors",
+]
 
 FIRST = (
     "Ilsa Doran Maren Teodor Quill Annika Soren Livia Bram Odile Caspian Yara Emeric Noor "
@@ -183,6 +192,36 @@ def _wrong(rng: np.random.Generator, pool: list[str], true: str, k: int) -> list
     return [str(v) for v in rng.choice(choices, k, replace=False)]
 
 
+def _author(
+    rng: np.random.Generator, pools: dict[str, list[str]], name: str, config: AuthorsConfig
+) -> tuple[dict, list[dict]]:
+    # One author's attribute values and TOFU rows (questions in template order).
+    questions = [(a, i) for a, (qs, _) in ATTRIBUTES.items() for i in range(len(qs))]
+    values = {a: str(rng.choice(pool)) for a, pool in pools.items()}
+    if values["second_book"] == values["first_book"]:
+        values["second_book"] = _wrong(rng, pools["second_book"], values["first_book"], 1)[0]
+    order = rng.permutation(len(questions))[: config.qa_per_author]
+    rows = []
+    for j in sorted(order):
+        attr, qi = questions[j]
+        qs, (ans, para) = ATTRIBUTES[attr]
+        v = values[attr]
+        wrong = _wrong(rng, pools[attr], v, config.n_perturbed)
+        row = {
+            "question": qs[qi].format(name=name),
+            "answer": ans.format(name=name, v=v),
+            "paraphrased_answer": para.format(name=name, v=v),
+            "perturbed_answer": [para.format(name=name, v=w) for w in wrong],
+            "paraphrased_question": qs[1 - qi].format(name=name),
+        }
+        rows.append(row)
+    return {"name": name, **values}, rows
+
+
+def _name(pair: int) -> str:
+    return f"{FIRST[pair // len(LAST)]} {LAST[pair % len(LAST)]}"
+
+
 def generate_authors(config: AuthorsConfig = AuthorsConfig()) -> AuthorsData:
     """Generate the fictitious authors, their questions and the utility sets.
 
@@ -197,28 +236,11 @@ def generate_authors(config: AuthorsConfig = AuthorsConfig()) -> AuthorsData:
     rng = np.random.default_rng(config.seed)
     pools = _values(rng)
     pairs = rng.choice(len(FIRST) * len(LAST), config.n_authors, replace=False)
-    questions = [(a, i) for a, (qs, _) in ATTRIBUTES.items() for i in range(len(qs))]
     authors, rows = [], []
     for p in pairs:
-        name = f"{FIRST[p // len(LAST)]} {LAST[p % len(LAST)]}"
-        values = {a: str(rng.choice(pool)) for a, pool in pools.items()}
-        if values["second_book"] == values["first_book"]:
-            values["second_book"] = _wrong(rng, pools["second_book"], values["first_book"], 1)[0]
-        authors.append({"name": name, **values})
-        order = rng.permutation(len(questions))[: config.qa_per_author]
-        for j in sorted(order):
-            attr, qi = questions[j]
-            qs, (ans, para) = ATTRIBUTES[attr]
-            v = values[attr]
-            wrong = _wrong(rng, pools[attr], v, config.n_perturbed)
-            row = {
-                "question": qs[qi].format(name=name),
-                "answer": ans.format(name=name, v=v),
-                "paraphrased_answer": para.format(name=name, v=v),
-                "perturbed_answer": [para.format(name=name, v=w) for w in wrong],
-                "paraphrased_question": qs[1 - qi].format(name=name),
-            }
-            rows.append(row)
+        author, author_rows = _author(rng, pools, _name(int(p)), config)
+        authors.append(author)
+        rows += author_rows
     capitals = [c.split(":") for c in CAPITALS]
     real = []
     for country, city in capitals[: config.n_utility]:
@@ -241,6 +263,49 @@ def generate_authors(config: AuthorsConfig = AuthorsConfig()) -> AuthorsData:
         }
         facts.append(fact)
     return AuthorsData(config, authors, rows, real, facts, list(REFUSALS))
+
+
+def holdout_pool(config: AuthorsConfig) -> int:
+    """How many holdout authors :func:`generate_holdout` draws: half as many as the data set.
+
+    Enough for every forget split up to 50%; a larger forget split's ``holdoutXX`` holds only
+    these (the evaluation uses ``holdout01/05/10``, the splits of ``forgetXX_perturbed``).
+
+    Args:
+        config: the data set's sizes.
+
+    Returns:
+        ``ceil(n_authors / 2)``.
+    """
+    return -(-config.n_authors // 2)
+
+
+def generate_holdout(config: AuthorsConfig) -> tuple[list[dict], list[dict]]:
+    """Authors drawn like those of :func:`generate_authors`, whom no model is trained on.
+
+    The same value pools and question templates, names that no author of ``config`` has, and
+    a random stream of their own (``default_rng([seed, 1])``), so adding them changes nothing
+    in :func:`generate_authors`' output. Always :func:`holdout_pool` of them, whatever the
+    forget splits, so every ``holdoutXX`` is a prefix of the same list. They are the
+    non-members of membership inference (TOFU's ``holdoutXX`` splits).
+
+    Args:
+        config: the data set's sizes and seed.
+
+    Returns:
+        ``(authors, rows)``, the rows in TOFU's perturbed format, authors in order.
+    """
+    rng_main = np.random.default_rng(config.seed)
+    pools = _values(rng_main)  # the pools generate_authors draws first
+    taken = set(rng_main.choice(len(FIRST) * len(LAST), config.n_authors, replace=False).tolist())
+    free = sorted(set(range(len(FIRST) * len(LAST))) - taken)
+    rng = np.random.default_rng([config.seed, 1])
+    authors, rows = [], []
+    for p in rng.choice(free, holdout_pool(config), replace=False):
+        author, author_rows = _author(rng, pools, _name(int(p)), config)
+        authors.append(author)
+        rows += author_rows
+    return authors, rows
 
 
 def split_authors(n_authors: int, percent: int) -> int | None:

@@ -14,8 +14,10 @@ from matplotlib.figure import Figure
 from npo.experiment import ExperimentResult
 
 __all__ = [
+    "ks_levels",
     "plot_transformer",
     "plot_transformer_drift",
+    "plot_transformer_privacy",
     "plot_transformer_steps",
     "plot_transformer_tradeoff",
 ]
@@ -65,8 +67,35 @@ def plot_transformer_tradeoff(result: ExperimentResult, ax: Any = None) -> Figur
     return fig
 
 
+def ks_levels(n: int) -> np.ndarray:
+    """The p-values a two-sample KS test of ``n`` against ``n`` items can take.
+
+    The statistic is ``k / n`` for ``k = 0..n``, so forget quality moves in these steps.
+
+    Args:
+        n: items per sample.
+
+    Returns:
+        ``(n + 1,)`` p-values, from 1 down.
+    """
+    from scipy.stats import ks_2samp
+
+    a = np.arange(n, dtype=float)
+    return np.array([ks_2samp(a, a + k).pvalue for k in range(n + 1)])
+
+
+def _ks_grid(ax: Any, result: ExperimentResult, split: str) -> None:
+    n = result.extras.get("n_forget_items", {}).get(split)
+    if n:
+        for level in ks_levels(int(n)):
+            if level > 1e-30:
+                ax.axhline(level, color="0.85", lw=0.5, zorder=0)
+
+
 def plot_transformer_steps(result: ExperimentResult, ax: Any = None) -> Figure:
     """Forget quality and model utility over unlearning steps, per split.
+
+    Faint horizontal lines: the values forget quality can take (:func:`ks_levels`).
 
     Args:
         result: from :func:`~synthetic.transformer.runs.run_transformer`.
@@ -85,7 +114,8 @@ def plot_transformer_steps(result: ExperimentResult, ax: Any = None) -> Figure:
             fq = np.maximum(_median(result, split, method, "forget_quality"), 1e-30)
             ax[0][j].plot(steps, fq, color=_color(i), label=method)
             ax[1][j].plot(steps, _median(result, split, method, "model_utility"), color=_color(i))
-        ax[0][j].set(yscale="log", title=split, ylabel="forget quality")
+        _ks_grid(ax[0][j], result, split)
+        ax[0][j].set(yscale="log", title=split, ylabel="forget quality (KS levels faint)")
         ax[1][j].set(xlabel="step", ylabel="model utility")
         ax[0][j].legend(fontsize=7)
         for a in (ax[0][j], ax[1][j]):
@@ -127,17 +157,72 @@ def plot_transformer_drift(result: ExperimentResult, ax: Any = None) -> Figure:
     return fig
 
 
+def plot_transformer_privacy(result: ExperimentResult, ax: Any = None) -> Figure:
+    """Membership inference per split: Min-K% AUC over steps, and PrivLeak against utility.
+
+    Top row: the AUC of forget vs holdout items (MUSE's orientation: the target at 0, the
+    retain model's value dashed, 0.5 dotted), median over seeds with the seeds' range.
+    Bottom row: each run's (model utility, PrivLeak) trajectory (start ``o``, end ``*``);
+    PrivLeak 0 is the retain model.
+
+    Args:
+        result: from :func:`~synthetic.transformer.runs.run_transformer`.
+        ax: None, or a 2 x splits grid of Axes.
+
+    Returns:
+        The figure.
+    """
+    splits = list(result.curves)
+    if ax is None:
+        fig, ax = plt.subplots(2, len(splits), figsize=(4.6 * len(splits), 7.5), squeeze=False)
+    fig = ax[0][0].figure
+    steps = np.asarray(result.steps, dtype=float)
+    for j, split in enumerate(splits):
+        top, bottom = ax[0][j], ax[1][j]
+        for i, method in enumerate(result.curves[split]):
+            auc = result.curves[split][method]["mia_auc_min_k"]
+            seeds = np.asarray(auc["seeds"], float)
+            top.plot(steps, auc["median"], color=_color(i), label=method)
+            if seeds.shape[0] > 1:
+                top.fill_between(steps, seeds.min(0), seeds.max(0), color=_color(i), alpha=0.15)
+            mu = _median(result, split, method, "model_utility")
+            pl = _median(result, split, method, "privleak")
+            bottom.plot(mu, pl, "-", color=_color(i), lw=1.2, label=method)
+            bottom.plot(mu[:1], pl[:1], "o", color=_color(i), ms=4)
+            bottom.plot(mu[-1:], pl[-1:], "*", color=_color(i), ms=9)
+        retain_auc = result.extras.get("retain", {}).get(split, {}).get("mia_auc_min_k")
+        if retain_auc is not None:
+            top.axhline(retain_auc, color="k", ls="--", lw=0.9, label="retain model")
+        top.axhline(0.5, color="0.6", ls=":", lw=0.9)
+        top.set(
+            title=split, xlabel="step", ylabel="Min-K% AUC (forget vs holdout)", ylim=(-0.03, 1.03)
+        )
+        bottom.axhline(0, color="k", lw=0.8)
+        bottom.set(xlabel="model utility (no generation)", ylabel="PrivLeak (%)")
+        top.legend(fontsize=7)
+        for a in (top, bottom):
+            a.grid(alpha=0.3)
+    fig.suptitle(
+        "Small transformer: membership inference (0: forget set looks trained on; PrivLeak < 0 "
+        "under-, > 0 over-unlearning)"
+    )
+    fig.tight_layout()
+    return fig
+
+
 def plot_transformer(result: ExperimentResult) -> dict[str, Figure]:
-    """All three figures of the experiment, keyed by file-name suffix.
+    """All four figures of the experiment, keyed by file-name suffix.
 
     Args:
         result: from :func:`~synthetic.transformer.runs.run_transformer`.
 
     Returns:
-        ``{"": trade-off, "-steps": curves over steps, "-drift": drift}``.
+        ``{"": trade-off, "-steps": curves over steps, "-drift": drift, "-privacy":
+        membership inference}``.
     """
     return {
         "": plot_transformer_tradeoff(result),
         "-steps": plot_transformer_steps(result),
         "-drift": plot_transformer_drift(result),
+        "-privacy": plot_transformer_privacy(result),
     }

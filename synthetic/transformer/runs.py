@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from npo.experiment import ExperimentResult, ReproduceConfig
-from npo.results import atomic_write_text, write_json
-from synthetic.experiments import verdict
-from synthetic.stats import summarize
+from npo.results import atomic_write_text, to_jsonable, write_json
 from synthetic.transformer.cached import cached_run, load_model_eval, unlearn_config
 from synthetic.transformer.drift import drift_study
+from synthetic.transformer.seeds import assemble_seeds, seed_notes
 from synthetic.transformer.summary import result_headline, result_notes
 from synthetic.transformer.task import (
     ResolvedTransformerConfig,
@@ -50,9 +49,14 @@ CURVE_METRICS = (
     "forget_truth_ratio",
     "forget_logp",
     "retain_kl",
+    "mia_auc_min_k",
+    "mia_auc_loss",
+    "privleak",
     "param_drift",
 )
 FINAL_METRICS = (*CURVE_METRICS, "gibberish_rate", "forget_rouge", "retain_rouge")
+# Versions of the cached records (runs, retain and target results); the drift study keeps its.
+RECORDS = "v2"
 
 
 def _retain_results(retain_dir: Path, eval_dir: Path, forget: str, path: Path) -> Path:
@@ -67,6 +71,10 @@ def _retain_results(retain_dir: Path, eval_dir: Path, forget: str, path: Path) -
     return path
 
 
+def _retain_path(root: Path, forget: str) -> Path:
+    return root / f"retain-{forget}.{RECORDS}.json"
+
+
 def _unlearn_run(
     c: ResolvedTransformerConfig,
     models: dict,
@@ -75,37 +83,41 @@ def _unlearn_run(
     method: str,
     root: Path,
     target: Any,
+    *,
+    name: str | None = None,
+    **extra: Any,
 ) -> dict:
+    # One unlearning run (cached under `name`, default the method): evaluation curves, drift
+    # and the final metrics; `extra` overrides fields of its UnlearnConfig (e.g. sam_rho, lr).
     from npo.llm.eval import EvalConfig, evaluate_model, make_eval_hook
     from npo.llm.train import unlearn
 
     forget = f"forget{pct:02d}"
-    retain_res = _retain_results(
-        models["retain"][pct], eval_dir, forget, root / f"retain-{forget}.json"
-    )
+    tag = (name or method).replace("+", "_")
+    retain_dir = models["retain"][pct]
+    retain_res = _retain_results(retain_dir, eval_dir, forget, _retain_path(root, forget))
 
     def run() -> dict:
-        out = root / forget / method.replace("+", "_")
+        out = root / forget / tag
         shutil.rmtree(out, ignore_errors=True)  # an unfinished run's leftovers
+        calibration, _ = load_model_eval(retain_dir)
         hook = make_eval_hook(
             str(eval_dir),
             forget,
             config=EvalConfig(generate=False, progress=False),
             retain_results=retain_res,
             reference=target,
+            calibration=calibration,
             save_results=False,
         )
-        cfg = unlearn_config(
-            c,
-            models["target"],
-            eval_dir,
-            out,
-            forget=forget,
-            method=method,
-            retain_weight=c.retain_weight_for(pct),
-            max_steps=c.steps,
-            eval_every=c.eval_every,
-        )
+        kw: dict[str, Any] = {
+            "forget": forget,
+            "method": method,
+            "retain_weight": c.retain_weight_for(pct),
+            "max_steps": c.steps,
+            "eval_every": c.eval_every,
+        }
+        cfg = unlearn_config(c, models["target"], eval_dir, out, **{**kw, **extra})
         result = unlearn(cfg, hooks=[hook])
         model, tok = load_model_eval(result.model_dir)
         final = evaluate_model(
@@ -116,6 +128,7 @@ def _unlearn_run(
             config=EvalConfig(generate=True, progress=False),
             retain_results=retain_res,
             reference=target,
+            calibration=calibration,
         )
         evals = [r for r in result.logs if "forget_quality" in r]
         drift = [
@@ -123,7 +136,7 @@ def _unlearn_run(
         ]
         return {"evals": evals, "drift": drift, "final": final.metrics}
 
-    return cached_run(root / forget / f"{method.replace('+', '_')}.json", run)
+    return cached_run(root / forget / f"{tag}.{RECORDS}.json", run)
 
 
 def _curve(records: list[dict], metric: str) -> np.ndarray:
@@ -136,11 +149,10 @@ def _target_metrics(
     # the target model's metrics on one forget split, with generation (cached)
     from npo.llm.eval import EvalConfig, evaluate_model
 
-    tpath = root / f"target-{forget}.json"
+    tpath = root / f"target-{forget}.{RECORDS}.json"
     if not tpath.is_file():
-        retain_res = _retain_results(
-            models["retain"][pct], eval_dir, forget, root / f"retain-{forget}.json"
-        )
+        retain_dir = models["retain"][pct]
+        retain_res = _retain_results(retain_dir, eval_dir, forget, _retain_path(root, forget))
         model, tok = load_model_eval(models["target"])
         res = evaluate_model(
             model,
@@ -149,23 +161,10 @@ def _target_metrics(
             forget,
             config=EvalConfig(generate=True, progress=False),
             retain_results=retain_res,
+            calibration=load_model_eval(retain_dir)[0],
         )
-        atomic_write_text(tpath, json.dumps(res.metrics))
+        atomic_write_text(tpath, json.dumps(to_jsonable(res.metrics)))
     return json.loads(tpath.read_text())
-
-
-def _target_row(forget: str, tm: dict) -> dict:
-    return {
-        "split": forget,
-        "method": "(target)",
-        "best_forget_quality": None,
-        "utility_at_best": None,
-        "step_at_best": None,
-        "final_forget_quality": tm.get("forget_quality"),
-        "final_model_utility": tm.get("model_utility"),
-        "final_gibberish_rate": tm.get("gibberish_rate"),
-        "drift_verdict": None,
-    }
 
 
 def _method_curves(run: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -178,69 +177,74 @@ def _method_curves(run: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return steps, per
 
 
-def _method_row(forget: str, method: str, run: dict, steps: np.ndarray, per: dict) -> dict:
-    fq, mu = per["forget_quality"], per["model_utility"]
-    best = int(np.nanargmax(fq))
-    d_steps, d_vals = (np.array(x, float) for x in zip(*run["drift"]))
-    final = run["final"]
-    return {
-        "split": forget,
-        "method": method,
-        "best_forget_quality": fq[best],
-        "utility_at_best": mu[best],
-        "step_at_best": int(steps[best]),
-        "final_forget_quality": final.get("forget_quality"),
-        "final_model_utility": final.get("model_utility"),
-        "final_gibberish_rate": final.get("gibberish_rate"),
-        "drift_verdict": verdict(d_steps, d_vals)["verdict"],
-    }
-
-
-def run_transformer(config: TransformerConfig) -> ExperimentResult:
-    """Run the small-transformer experiment end to end (every stage cached on disk).
-
-    Generate the data, fine-tune the models, unlearn every forget split with every method,
-    run the divergence study, and assemble the result.
-
-    Args:
-        config: the task's options (resolved here).
+def _seed_run(c: ResolvedTransformerConfig) -> dict[str, Any]:
+    """One seed of the experiment: data, models, every split and method (all cached).
 
     Returns:
-        ``curves[split][method][metric]`` (one "seed"), one table row per split and method
-        (plus the target's), notes, and ``extras`` with the target's metrics, the divergence
-        study, the split report, the memorization accuracy and the parameter count.
+        ``steps``, ``curves[split][method][metric]`` (arrays), ``final[split][method]``,
+        ``target[split]`` and ``retain[split]`` metrics, ``drift`` per run, the split
+        report and the models.
     """
-    c = config.resolved()
     train_dir, eval_dir, report = prepare_data(c)
     models = train_models(c, train_dir, report)
     root = Path(c.cache_dir) / f"runs-{run_key(c)}"
     root.mkdir(parents=True, exist_ok=True)
     target, _ = load_model_eval(models["target"])
-    curves: dict[str, dict] = {}
-    rows: list[dict] = []
-    steps = np.zeros(0, dtype=np.int64)
-    target_metrics = {}
+    out: dict[str, Any] = {"curves": {}, "final": {}, "target": {}, "retain": {}, "drift": {}}
+    out.update(report=report, models=models, eval_dir=eval_dir, root=root, steps=np.zeros(0))
     for pct in (int(p) for p in report["written"]):
         forget = f"forget{pct:02d}"
-        target_metrics[forget] = tm = _target_metrics(models, eval_dir, pct, root, forget)
-        rows.append(_target_row(forget, tm))
-        curves[forget] = {}
+        out["target"][forget] = _target_metrics(models, eval_dir, pct, root, forget)
+        retain_file = _retain_path(root, forget)
+        out["retain"][forget] = json.loads(retain_file.read_text())
+        out.setdefault("n_forget_items", {})[forget] = len(
+            out["retain"][forget]["items"]["forget"]["truth_ratio"]
+        )
+        for key in ("curves", "final", "drift"):
+            out[key][forget] = {}
         for method in c.methods:
             run = _unlearn_run(c, models, eval_dir, pct, method, root, target)
-            steps, per = _method_curves(run)
-            curves[forget][method] = {m: summarize(v[None]) for m, v in per.items()}
-            rows.append(_method_row(forget, method, run, steps, per))
-    drift = drift_study(c, models, eval_dir, root)
-    notes = result_notes(c, report, models, target_metrics, drift)
-    extras = {
-        "target": target_metrics,
-        "drift": drift,
-        "report": report,
-        "memorization_accuracy": models["memorization"],
-        "params": models["params"],
-    }
-    cfg = {"transformer": asdict(c), "data": str(eval_dir)}
+            out["steps"], out["curves"][forget][method] = _method_curves(run)
+            out["final"][forget][method] = run["final"]
+            out["drift"][forget][method] = run["drift"]
+    return out
+
+
+def run_transformer(config: TransformerConfig) -> ExperimentResult:
+    """Run the small-transformer experiment end to end (every stage cached on disk).
+
+    Per seed: generate the data, fine-tune the models, unlearn every forget split with every
+    method; then the divergence study (first seed) and the result, with medians and
+    bootstrap intervals over seeds (:mod:`synthetic.transformer.seeds`).
+
+    Args:
+        config: the task's options (resolved here).
+
+    Returns:
+        ``curves[split][method][metric]`` (one row per seed), one table row per split and
+        method (plus the target's; medians over seeds), notes, and ``extras`` with the
+        target's and retain model's metrics, per-seed final metrics and their intervals, the
+        divergence study, the split report, the memorization accuracy and the parameter count.
+    """
+    c = config.resolved()
+    seeds = [_seed_run(replace(c, seed=s)) for s in c.seed_list]
+    first = seeds[0]
+    drift_root = first["root"] / f"drift-forget{c.splits[0]:02d}"  # the study's split
+    drift_root.mkdir(parents=True, exist_ok=True)
+    drift = drift_study(c, first["models"], first["eval_dir"], drift_root)
+    curves, rows, extras = assemble_seeds(c, seeds)
+    extras.update(
+        drift=drift,
+        report=first["report"],
+        n_forget_items=first["n_forget_items"],
+        memorization_accuracy=first["models"]["memorization"],
+        params=first["models"]["params"],
+    )
+    notes = result_notes(c, first["report"], first["models"], extras["target"], drift)
+    notes += seed_notes(c, extras)
+    cfg = {"transformer": asdict(c), "data": str(first["eval_dir"])}
     headline = result_headline(rows, drift)
+    steps = first["steps"]
     return ExperimentResult("transformer", cfg, steps, curves, rows, notes, extras, headline)
 
 
@@ -248,8 +252,8 @@ def transformer_config(config: ReproduceConfig) -> TransformerConfig:
     """The task's options from the shared options of ``npo reproduce transformer``.
 
     ``--steps`` sets the unlearning steps; ``--methods``, ``--lr``, ``--beta``,
-    ``--optimizer``, ``--eval-every`` (default 10), ``--quick`` and ``--cache-dir`` map onto
-    the fields of the same names.
+    ``--optimizer``, ``--eval-every`` (default 10), ``--seeds`` (default: 1 quick, 3 full),
+    ``--quick`` and ``--cache-dir`` map onto the fields of the same names.
 
     Args:
         config: the shared options.
@@ -257,7 +261,12 @@ def transformer_config(config: ReproduceConfig) -> TransformerConfig:
     Returns:
         The task's options (validated).
     """
-    pairs = (("lr", config.lr), ("beta", config.beta), ("cache_dir", config.cache_dir))
+    pairs = (
+        ("lr", config.lr),
+        ("beta", config.beta),
+        ("cache_dir", config.cache_dir),
+        ("seeds", config.seeds),
+    )
     extra: dict[str, Any] = {k: v for k, v in pairs if v is not None}
     return TransformerConfig(
         quick=config.quick,

@@ -30,7 +30,7 @@ from npo.objectives import PRESETS
 from npo.results import atomic_write_text, write_jsonl
 from npo.validate import check_fields, one_of, positive
 from synthetic.transformer.authors import AuthorsConfig, generate_authors
-from synthetic.transformer.tofu_files import write_tofu_splits
+from synthetic.transformer.tofu_files import write_holdout_splits, write_tofu_splits
 
 __all__ = [
     "ALL_METHODS",
@@ -102,6 +102,10 @@ class TransformerConfig:
         default=(0.1, 1.0), metadata={"help": "NPO betas of the divergence study"}
     )
     seed: int = field(default=0, metadata={"help": "data, initialization and order seed"})
+    seeds: int | None = field(
+        default=None,
+        metadata={"help": "seeds seed, seed+1, ... (quick 1, full 3); the drift study: the first"},
+    )
     cache_dir: str = field(
         default_factory=lambda: default_cache_dir(),
         metadata={"help": "where data, models and runs are cached ($NPO_CACHE_DIR/transformer)"},
@@ -110,7 +114,9 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         sizes = ("n_authors", "qa_per_author", "steps", "hidden", "layers")
-        check_fields(self, at_least_1=(*sizes, "eval_every", "batch_size", "finetune_epochs"))
+        check_fields(
+            self, at_least_1=(*sizes, "eval_every", "batch_size", "finetune_epochs", "seeds")
+        )
         # fit_divergence needs two decades of steps
         check_fields(self, at_least_100=("drift_steps",))
         one_of("optimizer", self.optimizer, ("adamw", "sgd"))
@@ -142,6 +148,7 @@ class TransformerConfig:
             hidden=self.hidden or (64 if q else 128),
             layers=self.layers or (2 if q else 4),
             drift_steps=self.drift_steps or (300 if q else 1000),
+            seeds=self.seeds or (1 if q else 3),
         )
         return ResolvedTransformerConfig(**values)
 
@@ -174,6 +181,12 @@ class ResolvedTransformerConfig(TransformerConfig):
     hidden: int
     layers: int
     drift_steps: int
+    seeds: int
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """Seeds ``seed`` to ``seed + seeds - 1``, in order."""
+        return tuple(range(self.seed, self.seed + self.seeds))
 
 
 def default_cache_dir() -> str:
@@ -186,17 +199,20 @@ def default_cache_dir() -> str:
 
 
 def run_key(config: TransformerConfig) -> str:
-    """The cache key of everything that changes the results.
+    """The cache key of everything that changes one seed's runs of a split and method.
 
     Args:
-        config: the options (resolved here); where the cache lives and progress bars do not
-            enter.
+        config: the options (resolved here); where the cache lives, progress bars, the number
+            of seeds and which splits and methods run do not enter (each run is cached under
+            its own split and method).
 
     Returns:
         A 16-hex-digit key.
     """
     settings = {
-        k: v for k, v in asdict(config.resolved()).items() if k not in ("cache_dir", "progress")
+        k: v
+        for k, v in asdict(config.resolved()).items()
+        if k not in ("cache_dir", "progress", "seeds", "splits", "methods")
     }
     return cache_key(settings)
 
@@ -233,7 +249,10 @@ def prepare_data(config: TransformerConfig) -> tuple[Path, Path, dict]:
     eval_dir, train_dir = root / "eval", root / "train"
     report_path = root / "report.json"
     if report_path.is_file():
-        return train_dir, eval_dir, json.loads(report_path.read_text())
+        report = json.loads(report_path.read_text())
+        if not all((eval_dir / f"holdout{int(p):02d}.json").is_file() for p in report["written"]):
+            write_holdout_splits(authors, eval_dir, report["written"])  # a cache from before them
+        return train_dir, eval_dir, report
     data = generate_authors(authors)
     report = write_tofu_splits(data, eval_dir, c.splits)
     train_dir.mkdir(parents=True, exist_ok=True)

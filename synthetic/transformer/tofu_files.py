@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from npo.results import atomic_write_text, ensure_out_dir, write_jsonl
-from synthetic.transformer.authors import AuthorsData, split_authors
+from synthetic.transformer.authors import (
+    AuthorsConfig,
+    AuthorsData,
+    generate_holdout,
+    split_authors,
+)
 
-__all__ = ["write_tofu_splits"]
+__all__ = ["write_holdout_splits", "write_tofu_splits"]
 
 
 def write_tofu_splits(
@@ -53,4 +58,33 @@ def write_tofu_splits(
     write_jsonl(out / "real_authors_perturbed.json", data.real_authors)
     write_jsonl(out / "world_facts_perturbed.json", data.world_facts)
     atomic_write_text(out / "idontknow.jsonl", "\n".join(data.idk))
-    return {"written": written, "skipped": skipped, "retain_perturbed_authors": n_keep}
+    report = {"written": written, "skipped": skipped, "retain_perturbed_authors": n_keep}
+    write_holdout_splits(data.config, out, written)
+    return report
+
+
+def write_holdout_splits(config: AuthorsConfig, out_dir: str | Path, written: dict) -> list[Path]:
+    """Write ``holdoutXX`` for each forget percentage: as many never-trained authors as forgetXX.
+
+    The authors come from :func:`~synthetic.transformer.authors.generate_holdout` (nobody is
+    fine-tuned on them; the same list whatever the splits); ``holdoutXX`` holds the first
+    ``written[XX]`` of them (at most all of them), in the perturbed format (question, answer,
+    paraphrase, perturbed answers).
+
+    Args:
+        config: the data set's sizes and seed.
+        out_dir: the directory of the TOFU files.
+        written: forget percentage -> number of forget authors.
+
+    Returns:
+        The files written.
+    """
+    out = ensure_out_dir(out_dir)
+    if not written:
+        return []
+    _, rows = generate_holdout(config)
+    paths = []
+    for pct, count in written.items():
+        rows_pct = rows[: int(count) * config.qa_per_author]
+        paths.append(write_jsonl(out / f"holdout{int(pct):02d}.json", rows_pct))
+    return paths

@@ -63,6 +63,21 @@ class EvalConfig:
     precision: Literal["auto", "fp32", "bf16-mixed", "bf16"] = field(
         default="auto", metadata=_h("auto: bf16 autocast on CUDA, fp32 elsewhere")
     )
+    mia: bool = field(
+        default=True,
+        metadata=_h("membership inference (forget vs holdoutXX) when the data has a holdout split"),
+    )
+    mia_k: float = field(default=0.4, metadata=_h("Min-K%% / Min-K%%++: fraction of tokens kept"))
+    mia_attack: Literal["loss", "zlib", "min_k", "min_k_plus_plus", "calibrated"] = field(
+        default="min_k", metadata=_h("the attack whose AUC gives the headline privleak")
+    )
+    privleak_reference: float | None = field(
+        default=None,
+        metadata=_h(
+            "AUC_ref of PrivLeak: None = the retain model's AUC from --retain-results (MUSE); "
+            "a value (e.g. 0.5) = that fixed AUC (open-unlearning's variant)"
+        ),
+    )
     progress: bool = field(default=True, metadata=_h("show progress bars"))
 
     def __post_init__(self) -> None:
@@ -76,7 +91,14 @@ class EvalConfig:
                 "max_items",
             ),
             at_least_2=("max_length", "gibberish_copies"),
+            positive=("mia_k", "privleak_reference"),
         )
+        if not self.mia_k <= 1:
+            raise ValueError(f"mia_k must be in (0, 1], got {self.mia_k}")
+        if self.privleak_reference is not None and not self.privleak_reference <= 1:
+            raise ValueError(
+                f"privleak_reference must be an AUC in (0, 1], got {self.privleak_reference}"
+            )
 
     @property
     def items_limit(self) -> int | None:

@@ -30,6 +30,12 @@ from typing import Any
 from npo.llm.data import eval_split_for
 from npo.llm.encoding import encode_prompts
 from npo.llm.eval.config import EvalConfig
+from npo.llm.eval.membership import (
+    forget_answer_rows,
+    holdout_items,
+    membership_info,
+    score_items,
+)
 from npo.llm.eval.results import (
     FORMAT,
     EvalResult,
@@ -119,6 +125,7 @@ def evaluate_model(
     retain_results: str | Path | Mapping[str, Any] | EvalResult | None = None,
     reference: Any = None,
     model_digests: Mapping[str, Any] | None = None,
+    calibration: Any = None,
 ) -> EvalResult:
     """Evaluate ``model`` on the TOFU sets of ``forget`` (see the module docstring).
 
@@ -137,6 +144,9 @@ def evaluate_model(
             (typically the target before unlearning); None: KL metrics None.
         model_digests: content digests of the models (``{"model_files": ...}``), recorded in
             ``info.provenance.digests`` with the tokenizer's and the data's.
+        calibration: the calibration model of the ``calibrated`` membership-inference score
+            (e.g. the retain model; not NPO's reference, not ``reference``); None: that score
+            is None.
 
     Returns:
         The :class:`~npo.llm.eval.results.EvalResult`.
@@ -157,10 +167,27 @@ def evaluate_model(
         raise ValueError("the tokenizer needs EOS and pad tokens (load_model sets pad = EOS)")
     device = next(model.parameters()).device
     autocast = resolve_precision(config.precision, device.type)[1]
+    mia = data.holdout is not None
     per_set: dict[str, dict[str, Any]] = {}
     for key in SETS:
-        per_set[key] = _evaluate_set(model, tokenizer, data, key, config, reference, autocast)
+        cal = calibration if mia and key == "forget" else None
+        per_set[key] = _evaluate_set(
+            model, tokenizer, data, key, config, reference, autocast, mia=mia, calibration=cal
+        )
+    if mia:
+        with _bar(config, len(data.holdout or ()), "score holdout") as bar:
+            per_set["holdout"] = holdout_items(
+                model,
+                tokenizer,
+                data,
+                config,
+                autocast=autocast,
+                calibration=calibration,
+                progress=bar,
+            )
     metrics, notes = summary_metrics(per_set, config, retain, has_reference=reference is not None)
+    if not mia:
+        notes.append(f"membership inference (mia_auc_*, privleak) is null: {data.holdout_note}")
     metrics["eval_seconds"] = time.perf_counter() - t0
     info = {
         "format": FORMAT,
@@ -174,6 +201,7 @@ def evaluate_model(
         "retain_results": None if retain is None else retain.source,
         "reference": None if reference is None else _model_info(reference, tokenizer),
         "provenance": _provenance(model, tokenizer, config, data, model_digests or {}),
+        "mia": membership_info(data, config, calibration),
     }
     return EvalResult(metrics=metrics, items=per_set, config=config, notes=tuple(notes), info=info)
 
@@ -204,10 +232,15 @@ def _evaluate_set(
     config: EvalConfig,
     reference: Any,
     autocast: bool,
+    *,
+    mia: bool = False,
+    calibration: Any = None,
 ) -> dict[str, Any]:
-    # Per-item values of one set (see npo.llm.eval.results.set_metrics).
+    # Per-item values of one set (see npo.llm.eval.results.set_metrics); on the forget set with
+    # membership inference also the attack scores, from the same forward.
     enc, groups, roles = encode_set(data, tokenizer, key, config.length_limit)
     kl_rows = [SETS[key].kl and r == "answer" for r in roles]
+    token_rows = forget_answer_rows(roles) if mia and key == "forget" else None
     n_items = len(groups)
     with _bar(config, n_items, f"score {key}") as bar:
         scores = score_groups(
@@ -219,6 +252,8 @@ def _evaluate_set(
             autocast=autocast,
             reference=reference,
             kl_rows=kl_rows,
+            token_rows=token_rows,
+            calibration=calibration,
             progress=bar,
         )
     generated = None
@@ -242,6 +277,9 @@ def _evaluate_set(
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         generated = (ids, [t.strip() for t in texts])
     item = set_metrics(key, data.sets[key], scores, groups, roles, generated, config)
+    if token_rows is not None:
+        answers = [g[0] for g in groups]  # each group starts with the item's answer
+        item.update(score_items(scores, answers, data.sets[key].column("answer"), config))
     item["n_truncated"] = enc.n_truncated
     return item
 
@@ -253,6 +291,7 @@ def make_eval_hook(
     config: EvalConfig | None = None,
     retain_results: str | Path | Mapping[str, Any] | EvalResult | None = None,
     reference: Any = None,
+    calibration: Any = None,
     save_results: bool = True,
     model_dir: str | Path | None = None,
 ) -> Callable[[Any], dict[str, float | None]]:
@@ -263,6 +302,8 @@ def make_eval_hook(
     ``forget_logp`` is the evaluation's, over the whole forget set). The data and
     ``retain_results`` are read and checked here, before training starts. ``reference``: a
     model, or the directory of one (loaded at the first call onto the run's device).
+    ``calibration``: the calibration model of the ``calibrated`` membership-inference score, a
+    model or a directory (loaded like ``reference``).
     ``save_results``: the main process also writes each evaluation's full results to
     ``OUT/eval/step-NNNNNN.json``. Progress bars are off inside training. ``model_dir``: the
     directory of the model to be trained, whose family (``config.json``) the retain results
@@ -279,21 +320,21 @@ def make_eval_hook(
         data = load_eval_data(data, forget, config)
     info = None if model_dir is None else model_info_from_dir(model_dir)
     retain = _retain(retain_results, data, info)
-    state: dict[str, Any] = {"reference": reference}
-    if isinstance(reference, (str, Path)):
-        from npo.llm.model import check_model_dir
+    state: dict[str, Any] = {"reference": reference, "calibration": calibration}
+    for value in state.values():
+        if isinstance(value, (str, Path)):
+            from npo.llm.model import check_model_dir
 
-        check_model_dir(Path(reference))
+            check_model_dir(Path(value))
 
     def hook(ctx: Any) -> dict[str, float | None]:
-        ref = state["reference"]
-        if isinstance(ref, (str, Path)):
-            from npo.llm.model import load_model, resolve_precision
+        for name, value in state.items():
+            if isinstance(value, (str, Path)):
+                from npo.llm.model import load_model, resolve_precision
 
-            dtype = resolve_precision(ctx.config.precision, ctx.device.type)[0]
-            ref = load_model(ref, dtype=dtype)[0].to(ctx.device)
-            ref.requires_grad_(False)
-            state["reference"] = ref
+                dtype = resolve_precision(ctx.config.precision, ctx.device.type)[0]
+                loaded = load_model(value, dtype=dtype)[0].to(ctx.device)
+                state[name] = loaded.requires_grad_(False)
         eval_config = dataclasses.replace(config, precision=ctx.config.precision)
         result = evaluate_model(
             ctx.model,
@@ -302,7 +343,8 @@ def make_eval_hook(
             forget,
             config=eval_config,
             retain_results=retain,
-            reference=ref,
+            reference=state["reference"],
+            calibration=state["calibration"],
         )
         if save_results and ctx.accelerator.is_main_process:
             from npo.results import ensure_out_dir, write_json
@@ -322,6 +364,7 @@ def evaluate_dir(
     config: EvalConfig | None = None,
     retain_results: str | Path | None = None,
     reference_dir: str | Path | None = None,
+    calibration_dir: str | Path | None = None,
     trust_remote_code: bool = False,
 ) -> EvalResult:
     """:func:`evaluate_model` on saved models (``npo eval``).
@@ -341,7 +384,7 @@ def evaluate_dir(
 
     config = config or EvalConfig()
     eval_split_for(forget)  # validates the name
-    for path in (model_dir, reference_dir):
+    for path in (model_dir, reference_dir, calibration_dir):
         if path is not None:
             check_model_dir(Path(path))
             check_context(path, config.length_limit, "--max-length")
@@ -361,15 +404,17 @@ def evaluate_dir(
     model, tok = load_model(
         model_dir, dtype=dtype, trust_remote_code=trust_remote_code, tokenizer=tok
     )
-    reference = None
-    if reference_dir is not None:
-        reference = load_model(reference_dir, dtype=dtype, trust_remote_code=trust_remote_code)[0]
-        reference = reference.to(device).requires_grad_(False)
+    frozen = {}
+    for name, path in (("reference", reference_dir), ("calibration", calibration_dir)):
+        if path is not None:
+            other = load_model(path, dtype=dtype, trust_remote_code=trust_remote_code)[0]
+            frozen[name] = other.to(device).requires_grad_(False)
     from npo.llm.digests import files_digest
 
     digests = {
         "model_files": files_digest(model_dir),
         "reference_files": None if reference_dir is None else files_digest(reference_dir),
+        "calibration_files": None if calibration_dir is None else files_digest(calibration_dir),
     }
     return evaluate_model(
         model.to(device),
@@ -378,6 +423,7 @@ def evaluate_dir(
         forget,
         config=config,
         retain_results=retain,
-        reference=reference,
+        reference=frozen.get("reference"),
+        calibration=frozen.get("calibration"),
         model_digests=digests,
     )

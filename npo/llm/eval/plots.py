@@ -22,6 +22,12 @@ CURVE_METRICS = (
     "retain_kl",
     "gibberish_rate",
     "forget_logp",
+    "privleak",
+    "mia_auc_loss",
+    "mia_auc_zlib",
+    "mia_auc_min_k",
+    "mia_auc_min_k_plus_plus",
+    "mia_auc_calibrated",
 )
 
 

@@ -13,8 +13,11 @@ paraphrase's on forget/retain, ``answer``'s on the others), ``perturbed_loss`` (
 item), ``truth_ratio`` (geometric, ``M(P_pert)/P_correct``), ``truth_ratio_arithmetic``,
 ``prob`` (normalized on real authors / world facts), ``kl_sum`` (summed ``KL(ref || model)``
 over the answer positions; forget/retain with a reference), and with generation ``generation``,
-``rouge`` (ROUGE-L recall), ``degenerate`` (repetition collapse). Such a file serves as the
-``retain_results`` of another run: forget quality needs ``items.forget.truth_ratio``.
+``rouge`` (ROUGE-L recall), ``degenerate`` (repetition collapse). With a holdout split the
+forget items also hold the membership-inference scores ``mia_<attack>`` and ``items.holdout``
+those of the holdout items (:mod:`npo.llm.eval.membership`); ``info.mia`` records the AUC's
+orientation. Such a file serves as the ``retain_results`` of another run: forget quality needs
+``items.forget.truth_ratio``, PrivLeak the retain model's ``mia_auc_<attack>``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 from npo.llm.data import QASplit
 from npo.llm.eval import metrics as tm
 from npo.llm.eval.config import EvalConfig
+from npo.llm.eval.membership import membership_metrics
 from npo.llm.eval.scoring import Scores
 from npo.llm.eval.sets import SETS, UTILITY_SETS, EvalData
 from npo.results import to_jsonable
@@ -178,6 +182,14 @@ def check_retain_results(
             f"the forget items differ from those of {data.source} (same split name and count, "
             "different text)",
         )
+    theirs_holdout = retain.info["digests"].get("holdout")
+    mine_holdout = data.digests.get("holdout")
+    if theirs_holdout and mine_holdout and theirs_holdout != mine_holdout:
+        raise _fail(
+            src,
+            "its holdout items differ from this evaluation's (PrivLeak compares AUCs on the "
+            "same forget and holdout items); evaluate both models on the same data",
+        )
     if model is not None:
         theirs = retain.info["model"]
         a = (theirs.get("model_type"), theirs.get("vocab_size"))
@@ -264,7 +276,8 @@ def summary_metrics(
     m: dict[str, float | None] = {}
     notes: list[str] = []
     ratio_key = "truth_ratio_arithmetic" if config.truth_mean == "arithmetic" else "truth_ratio"
-    for key, item in per_set.items():
+    for key in SETS:
+        item = per_set[key]
         m[f"{key}_prob"] = float(np.mean(item["prob"]))
         m[f"{key}_truth_ratio"] = tm.truth_ratio_score(item[ratio_key], forget=SETS[key].forget)
         m[f"{key}_rouge"] = float(np.mean(item["rouge"])) if "rouge" in item else None
@@ -288,6 +301,9 @@ def summary_metrics(
             "forget_quality is null: no retain-model results were given (pass the file "
             "`npo eval` wrote for the retain model: --retain-results FILE)"
         )
+    mia, mia_notes = membership_metrics(per_set, config, retain)
+    m.update(mia)
+    notes += mia_notes
     parts = ["prob", "truth_ratio"] + (["rouge"] if config.generate else [])
     components = [m[f"{k}_{p}"] for k in UTILITY_SETS for p in parts]
     m["model_utility"] = tm.harmonic_mean(components)  # type: ignore[arg-type]
@@ -342,5 +358,10 @@ def summary_lines(result: EvalResult) -> list[str]:
         f"forget_kl {fmt(m.get('forget_kl'))}   retain_kl {fmt(m.get('retain_kl'))}   "
         f"gibberish_rate {fmt(m.get('gibberish_rate'))}   "
         f"forget_logp {fmt(m.get('forget_logp'))}"
+    )
+    attack = result.config.mia_attack
+    lines.append(
+        f"membership inference ({attack}): AUC {fmt(m.get(f'mia_auc_{attack}'))} (0: forget set "
+        f"looks trained on, 0.5: never seen)   privleak {fmt(m.get('privleak'))}%"
     )
     return lines + [f"note: {n}" for n in result.notes]

@@ -3,7 +3,9 @@
 - :func:`score_groups`: the answer-token log-likelihood of many ``prompt + answer + EOS``
   sequences (through :func:`npo.logprobs.sequence_logprobs`), one padded forward per batch of
   whole *groups* (an item's answer, paraphrase and perturbed answers travel together), with an
-  optional per-token KL to a reference model on chosen rows (:func:`npo.logprobs.token_kl`).
+  optional per-token KL to a reference model on chosen rows (:func:`npo.logprobs.token_kl`)
+  and, on other chosen rows, the per-token statistics of membership inference from the same
+  logits (:func:`npo.logprobs.token_stats`) and a calibration model's log-likelihood.
 - :func:`generate_greedy`: greedy decoding of many prompts, left-padded batches, KV cache.
 
 Both put the model in eval mode under ``torch.no_grad()`` and restore its mode afterwards
@@ -13,7 +15,7 @@ Both put the model in eval mode under ``torch.no_grad()`` and restore its mode a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,7 @@ import torch
 
 from npo.llm.encoding import Encoded, collate
 from npo.llm.forward import bf16_autocast, eval_mode, forward_logits
-from npo.logprobs import next_token_mask, sequence_logprobs, token_kl
+from npo.logprobs import next_token_mask, sequence_logprobs, token_kl, token_stats
 
 __all__ = ["Scores", "generate_greedy", "score_groups"]
 
@@ -32,12 +34,18 @@ class Scores:
 
     ``logp`` the summed answer-token log-likelihood ``log pi(y|x)``, ``n_tokens`` its token
     count, ``kl`` the summed per-position ``KL(pi_ref || pi_theta)`` over the answer positions
-    (NaN where not requested or without a reference).
+    (NaN where not requested or without a reference). ``tokens[i]`` (rows asked for with
+    ``token_rows``): a ``(3, n_tokens[i])`` float64 array of the answer tokens' log-probs and
+    the mean and standard deviation of ``log p`` at their positions
+    (:func:`npo.logprobs.token_stats`); ``calibration_logp`` the calibration model's summed
+    log-likelihood of those rows (NaN elsewhere, or None without a calibration model).
     """
 
     logp: np.ndarray
     n_tokens: np.ndarray
     kl: np.ndarray
+    tokens: dict[int, np.ndarray] = field(default_factory=dict)
+    calibration_logp: np.ndarray | None = None
 
     @property
     def nll(self) -> np.ndarray:
@@ -77,13 +85,18 @@ def score_groups(
     autocast: bool = False,
     reference: Any = None,
     kl_rows: Sequence[bool] | None = None,
+    token_rows: Sequence[bool] | None = None,
+    calibration: Any = None,
     progress: Any = None,
 ) -> Scores:
     """Score every sequence of ``encoded``, whole groups per padded batch.
 
     ``groups`` partitions its indices into items whose sequences share a batch.
     ``kl_rows[i]``: also compute the KL to ``reference`` for sequence ``i`` (the reference runs
-    on those rows only). ``progress``: a tqdm bar advanced by the number of groups scored.
+    on those rows only). ``token_rows[i]``: also keep sequence ``i``'s per-token statistics
+    (from the same logits) and, with a ``calibration`` model, its log-likelihood under that
+    model (which runs on those rows only). ``progress``: a tqdm bar advanced by the number of
+    groups scored.
 
     Per batch: ``logits = model(input_ids, attention_mask).logits`` (B, T, V) on right-padded
     sequences (:func:`~npo.llm.encoding.collate`), ``sequence_logprobs(logits, labels)`` -> (B,);
@@ -107,8 +120,11 @@ def score_groups(
         if kl_rows is None or reference is None
         else np.asarray(kl_rows, dtype=bool)
     )
+    want_tok = np.zeros(n, dtype=bool) if token_rows is None else np.asarray(token_rows, bool)
+    tokens: dict[int, np.ndarray] = {}
+    cal = None if calibration is None else np.full(n, np.nan)
     device = _device_of(model)
-    with eval_mode(model, reference):
+    with eval_mode(model, reference, calibration):
         for batch_groups in _batches(groups, lengths, batch_size):
             idx = [i for g in batch_groups for i in groups[g]]
             batch = collate([encoded.item(i) for i in idx], pad_id)
@@ -120,13 +136,40 @@ def score_groups(
             rows = [b for b, i in enumerate(idx) if want_kl[i]]
             if rows:
                 kl[[idx[b] for b in rows]] = _kl(reference, logits, batch, rows, autocast)
+            rows = [b for b, i in enumerate(idx) if want_tok[i]]
+            if rows:
+                tokens.update(_token_arrays(logits, batch, rows, idx))
+                if cal is not None:
+                    cal[[idx[b] for b in rows]] = _calibration(calibration, batch, rows, autocast)
             if progress is not None:
                 progress.update(len(batch_groups))
     scored = [i for g in groups for i in g]
     if (n_tok[scored] == 0).any():
         bad = scored[int(np.flatnonzero(n_tok[scored] == 0)[0])]
         raise ValueError(f"{encoded.name}: sequence {bad} has no answer token to score")
-    return Scores(logp=logp, n_tokens=n_tok, kl=kl)
+    return Scores(logp=logp, n_tokens=n_tok, kl=kl, tokens=tokens, calibration_logp=cal)
+
+
+def _token_arrays(
+    logits: torch.Tensor, batch: dict[str, torch.Tensor], rows: list[int], idx: list[int]
+) -> dict[int, np.ndarray]:
+    # Per sequence idx[b] of `rows`: (3, n_answer) log-prob, mean and std of log p.
+    sel = torch.as_tensor(rows, device=logits.device)
+    st = token_stats(logits.index_select(0, sel), batch["labels"].index_select(0, sel))
+    stacked = torch.stack([st.logp, st.mean, st.std]).double().cpu().numpy()  # (3, R, T)
+    mask = st.mask.cpu().numpy()
+    return {idx[b]: stacked[:, r, mask[r]] for r, b in enumerate(rows)}
+
+
+def _calibration(
+    model: Any, batch: dict[str, torch.Tensor], rows: list[int], autocast: bool
+) -> np.ndarray:
+    # The calibration model's summed answer log-likelihood of `rows` of the batch.
+    device = _device_of(model)
+    sel = torch.as_tensor(rows, device=batch["input_ids"].device)
+    sub = {k: v.index_select(0, sel).to(device) for k, v in batch.items()}
+    lp, _ = sequence_logprobs(forward_logits(model, sub, autocast=autocast), sub["labels"])
+    return lp.double().cpu().numpy()
 
 
 def _kl(

@@ -204,6 +204,13 @@ class UnlearnConfig(TrainConfig):
         default=1.0, metadata=_h("weight of the retain NLL (paper: 5 at forget50, 12 at forget90)")
     )
     kl_weight: float = field(default=1.0, metadata=_h("weight of the retain KL"))
+    sam_rho: float = field(
+        default=0.0,
+        metadata=_h(
+            "SAM radius on the forget-side loss (Fan et al. 2025, resilience to relearning; "
+            "0: off); works with any objective"
+        ),
+    )
     reduction: Literal["official", "sum", "mean", "token"] = field(
         default="official",
         metadata=_h(
@@ -237,10 +244,18 @@ class UnlearnConfig(TrainConfig):
         if self.model is None:
             raise ValueError("--model is required (the fine-tuned model directory)")
         check_beta(self.beta)
-        check_fields(self, finite=("gamma", "forget_weight", "retain_weight", "kl_weight"))
+        check_fields(
+            self,
+            finite=("gamma", "forget_weight", "retain_weight", "kl_weight"),
+            nonnegative=("sam_rho",),
+        )
         objective = self.objective()  # validates method/terms/weights
         check_objective_weights(objective, allow_negative=self.allow_negative_weights)
         check_simnpo_gamma(objective)
+        if self.sam_rho > 0 and all(t.source == "retain" for t in objective.terms):
+            raise ValueError(
+                "--sam-rho perturbs along the forget-side loss; the objective has none"
+            )
 
     def objective(self) -> Objective:
         """The objective: the ``--terms`` list if given, else the ``--method`` preset.

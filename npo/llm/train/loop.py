@@ -10,7 +10,6 @@ stops the run before the weights change.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch
 from npo.errors import Interrupted
 from npo.llm.forward import eval_mode
 from npo.llm.saving import save_model_dir
+from npo.llm.train.accumulate import accumulate
 from npo.llm.train.assemble import Setup, local_share
 from npo.llm.train.checkpoint import (
     all_finite,
@@ -31,7 +31,8 @@ from npo.llm.train.checkpoint import (
 )
 from npo.llm.train.log import HookContext, append_log, read_log
 from npo.llm.train.resume import run_paths
-from npo.llm.train.step import STAT_KEYS, global_counts, micro_step, stat_means
+from npo.llm.train.sam import sam_accumulate, sam_rho
+from npo.llm.train.step import STAT_KEYS, global_counts, stat_means
 from npo.provenance import provenance
 from npo.results import to_jsonable, write_json
 
@@ -112,7 +113,8 @@ def _append_log(s: Setup, record: dict[str, Any]) -> None:
 def train_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
     """Accumulate gradients over this process's micro-batches of global batch ``step``; apply.
 
-    Collective. Stops before the optimizer step on a non-finite loss or gradient.
+    Collective. Stops before the optimizer step on a non-finite loss or gradient. With
+    ``sam_rho > 0`` the gradient is SAM's (:func:`~npo.llm.train.sam.sam_accumulate`).
 
     Returns:
         The step's record: ``lr``, ``loss``, each term's value (all-reduced), ``grad_norm``
@@ -124,24 +126,10 @@ def train_step(s: Setup, step: int, stats: torch.Tensor) -> dict[str, Any]:
     acc, plan = s.accelerator, s.plan
     batch = plan.global_batch(step)
     counts = global_counts(batch, s.inputs.store)
-    # DDP/FSDP average gradients over processes (DeepSpeed also over accumulation steps);
-    # the objective is already normalized by global counts, so undo those averages.
-    scale = acc.num_processes * (plan.accumulation if s.deepspeed else 1)
-    terms: dict[str, torch.Tensor] = {}
-    total = torch.zeros((), dtype=torch.float64, device=acc.device)
-    for m in range(plan.accumulation):
-        idx = plan.micro(batch, m, acc.process_index)
-        out = micro_step(s.model, idx, s.inputs, counts, stats=stats)
-        if not all_finite(acc, out.loss):
-            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
-            raise nonfinite_error(s, step + 1, "loss", f"{detail}; weights not updated")
-        last = m == plan.accumulation - 1
-        sync = acc.no_sync(s.model) if not last and not s.deepspeed else contextlib.nullcontext()
-        with sync:
-            acc.backward(out.loss * scale)
-        total += out.loss.detach().to(torch.float64)
-        for k, v in out.terms.items():
-            terms[k] = terms.get(k, 0.0) + v.detach().to(torch.float64)
+    if sam_rho(s.config) > 0:
+        total, terms = sam_accumulate(s, batch, counts, step, stats=stats)
+    else:
+        total, terms = accumulate(s, batch, counts, step, stats=stats)
     grad_norm = None
     if not s.deepspeed:
         max_norm = s.config.max_grad_norm if s.config.max_grad_norm > 0 else math.inf
