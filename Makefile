@@ -26,8 +26,12 @@ demo: venv
 
 # Static checks, the default test suite, then the documentation (it renders the notebooks
 # the suite executed).
+# The suite runs on PYTEST_WORKERS pytest-xdist workers (0: in this process), whole files or
+# cache groups per worker (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider --durations=15
+	$(BIN)/python -m pytest -m "not slow and not gpu" -p no:cacheprovider --durations=15 \
+		-n $(PYTEST_WORKERS) --dist loadgroup
 	$(MAKE) --no-print-directory docs SPHINXOPTS="-W --keep-going -n -q"
 
 test-slow: venv

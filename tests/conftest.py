@@ -28,6 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # One cache of trained tiny models per checkout, whatever the cwd (notebook kernels too).
 os.environ.setdefault("NPO_CACHE_DIR", str(ROOT / ".npo-cache"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist each worker gets one core: threads would only contend, and the
+    # environment carries the limit to subprocesses and notebook kernels.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed_torch():
@@ -35,12 +42,32 @@ def _seed_torch():
     yield
 
 
+# Tests that fill the same cache under $NPO_CACHE_DIR run on one pytest-xdist worker, one
+# after another: the second finds what the first trained instead of racing it. Keys are test
+# files, or node-id fragments (a notebook's parameter).
+CACHE_GROUPS = {
+    "transformer-cache": (
+        "test_transformer_task.py",
+        "test_transformer_privacy.py",
+        "[04_small_transformer]",
+    ),
+}
+
+
+def _xdist_group(item) -> str:
+    for group, keys in CACHE_GROUPS.items():
+        if any(key == item.path.name or key in item.nodeid for key in keys):
+            return group
+    return item.path.name  # otherwise by file, so module fixtures are built once
+
+
 def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
     skip = pytest.mark.skip(reason="needs a CUDA device")
+    cuda = torch.cuda.is_available()
     for item in items:
-        if "gpu" in item.keywords:
+        if not any(m.name == "xdist_group" for m in item.iter_markers()):
+            item.add_marker(pytest.mark.xdist_group(_xdist_group(item)))
+        if "gpu" in item.keywords and not cuda:
             item.add_marker(skip)
 
 
