@@ -7,6 +7,9 @@
   positions of a per-token KL over the answer.
 - :func:`token_kl`: masked per-sequence KL between two causal-LM output distributions.
 - :func:`class_kl`: the same for classifiers.
+- :func:`answer_targets` and the ``packed_*`` functions: the same quantities from logits
+  computed at the scored positions only (the LM head applied where an answer token is
+  predicted).
 
 Memory: an LM's logits are ``(B, T, V)`` with ``V`` in the tens of thousands. A naive
 ``log_softmax(logits.float()).gather(...)`` materializes (and autograd saves) a full float32
@@ -25,10 +28,14 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 __all__ = [
+    "answer_targets",
     "class_kl",
     "class_logprobs",
     "greedy_matches",
     "next_token_mask",
+    "packed_greedy_matches",
+    "packed_sequence_logprobs",
+    "packed_token_kl",
     "sequence_logprobs",
     "token_kl",
     "token_logprobs",
@@ -387,3 +394,93 @@ def class_kl(
     lp = torch.stack([F.logsigmoid(-policy_logits), F.logsigmoid(policy_logits)], -1)
     lq = torch.stack([F.logsigmoid(-ref), F.logsigmoid(ref)], -1)
     return _kl_rows(lp, lq, direction)
+
+
+# ---------------------------------------------------------------- packed answer positions
+
+
+def answer_targets(labels: Tensor, *, ignore_index: int = -100) -> tuple[Tensor, Tensor, Tensor]:
+    """The positions whose next label is scored, and those labels, in row-major order.
+
+    The same shift as :func:`sequence_logprobs`: position ``(b, t)`` is listed when
+    ``labels[b, t + 1] != ignore_index``. Gathering the hidden states at these positions and
+    applying the LM head there only gives the *packed* logits of the ``packed_*`` functions:
+    an exact and much cheaper path when the answer is a small part of each sequence.
+
+    Args:
+        labels: (B, T) integer labels, ``ignore_index`` on prompt and padding.
+        ignore_index: the label value that is not scored.
+
+    Returns:
+        ``(rows, cols, targets)``, each (M,) int64: the batch row and position of every
+        scored prediction, and the label it predicts.
+    """
+    target = _shift(labels, ignore_index)
+    rows, cols = torch.nonzero(target != ignore_index, as_tuple=True)
+    return rows, cols, target[rows, cols].long()
+
+
+def _per_sequence(values: Tensor, rows: Tensor, n_seq: int) -> Tensor:
+    return torch.zeros(n_seq, dtype=values.dtype, device=values.device).index_add(0, rows, values)
+
+
+def packed_sequence_logprobs(
+    logits: Tensor, targets: Tensor, rows: Tensor, n_seq: int
+) -> tuple[Tensor, Tensor]:
+    """:func:`sequence_logprobs` from packed logits (only the scored positions).
+
+    ``logps[b] = sum_{m: rows[m] = b} log softmax(logits[m])[targets[m]]``, chunked as in
+    :func:`token_logprobs`.
+
+    Args:
+        logits: (M, V) logits at the positions of :func:`answer_targets`.
+        targets: (M,) the labels they predict.
+        rows: (M,) the sequence of each position.
+        n_seq: the number of sequences B.
+
+    Returns:
+        ``(logps, n_tokens)``, each (B,): float32 (float64 for float64 logits) with autograd,
+        and int64.
+    """
+    if logits.dim() != 2 or targets.shape != logits.shape[:1] or rows.shape != targets.shape:
+        raise ValueError(
+            f"packed logits (M, V) need targets and rows (M,); got {tuple(logits.shape)}, "
+            f"{tuple(targets.shape)}, {tuple(rows.shape)}"
+        )
+    tok = token_logprobs(logits, targets)  # (M,), no shift
+    return _per_sequence(tok, rows, n_seq), torch.bincount(rows, minlength=n_seq)
+
+
+def packed_greedy_matches(logits: Tensor, targets: Tensor, rows: Tensor, n_seq: int) -> Tensor:
+    """:func:`greedy_matches`' hits from packed logits.
+
+    Args:
+        logits: (M, V) logits at the positions of :func:`answer_targets`.
+        targets: (M,) the labels they predict.
+        rows: (M,) the sequence of each position.
+        n_seq: the number of sequences B.
+
+    Returns:
+        (B,) int64: per sequence, how many targets are the argmax (all of them: greedy
+        decoding reproduces the answer).
+    """
+    hits = (logits.argmax(-1) == targets).long()
+    return _per_sequence(hits, rows, n_seq)
+
+
+def packed_token_kl(policy_logits: Tensor, ref_logits: Tensor, rows: Tensor, n_seq: int) -> Tensor:
+    """:func:`token_kl` (``KL(pi_ref || pi_theta)``) summed per sequence, from packed logits.
+
+    Args:
+        policy_logits: (M, V) the trained model's logits at the scored positions.
+        ref_logits: (M, V) the reference's there (constants).
+        rows: (M,) the sequence of each position.
+        n_seq: the number of sequences B.
+
+    Returns:
+        (B,) summed KL, with autograd through the policy.
+    """
+    m = policy_logits.shape[0]
+    ones = torch.ones(m, 1, dtype=torch.bool, device=policy_logits.device)
+    per_pos = token_kl(policy_logits[:, None], ref_logits[:, None], ones)  # (M,)
+    return _per_sequence(per_pos, rows, n_seq)
