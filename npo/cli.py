@@ -50,20 +50,27 @@ def _experiments():
     """The ``npo reproduce`` registry, assembled from the entries each package exports.
 
     Returns:
-        ``{name: Experiment}``: the logistic study's entries, then the small transformer's.
+        ``{name: Experiment}``: the logistic study's entries, the small transformer's, then
+        the studies on real checkpoints (not part of ``all``).
     """
     import synthetic
     import synthetic.transformer
     from npo.experiment import registry
+    from npo.llm import studies
 
-    return registry(synthetic.EXPERIMENTS, synthetic.transformer.EXPERIMENTS)
+    return registry(synthetic.EXPERIMENTS, synthetic.transformer.EXPERIMENTS, studies.EXPERIMENTS)
 
 
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
     from npo.experiment import ReproduceConfig
 
+    experiments = _experiments()
+    alone = [n for n, e in experiments.items() if not e.in_all]
     p.add_argument(
-        "names", nargs="+", metavar="NAME", help=f"experiments: all, {', '.join(_experiments())}"
+        "names",
+        nargs="+",
+        metavar="NAME",
+        help=f"experiments: all, {', '.join(experiments)} (all: every one but {', '.join(alone)})",
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     add_dataclass_args(p, ReproduceConfig)
@@ -346,7 +353,7 @@ def _report(result) -> int:
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("run the demo job and write its figures", _demo_args, _demo),
     "reproduce": (
-        "synthetic experiments: the paper's Sec. 4 study, beyond it, TOFU in miniature",
+        "experiments: the paper's Sec. 4 study, beyond it, TOFU in miniature, real checkpoints",
         _reproduce_args,
         _reproduce,
     ),

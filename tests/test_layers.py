@@ -125,10 +125,16 @@ def test_packed_functions_equal_the_full_logits_ones(seed, dtype):
     assert torch.equal(n, pn)
     torch.testing.assert_close(plp, lp, rtol=tol, atol=tol)
     torch.testing.assert_close(packed.grad, full.grad[rows, cols], rtol=tol, atol=tol)
-    assert torch.equal(
-        packed_greedy_matches(logits[rows, cols], targets, rows, b),
-        greedy_matches(logits, labels)[0],
-    )
+    hits, counted = packed_greedy_matches(logits[rows, cols], targets, rows, b)
+    assert torch.equal(hits, greedy_matches(logits, labels)[0]) and torch.equal(counted, n)
+    first = torch.tensor([1, 2, 0])
+    hits2, counted2 = packed_greedy_matches(logits[rows, cols], targets, rows, b, first=first)
+    assert torch.equal(counted2, torch.minimum(n, first))
+    for r in range(b):  # the first tokens of each answer only
+        mask = next_token_mask(labels)[r]
+        top = logits[r].argmax(-1)[mask][: int(first[r])]
+        want = (top == labels[r, 1:][mask[:-1]][: int(first[r])]).sum()
+        assert int(hits2[r]) == int(want)
     kl = token_kl(logits, ref, next_token_mask(labels))
     pkl = packed_token_kl(logits[rows, cols], ref[rows, cols], rows, b)
     torch.testing.assert_close(pkl, kl, rtol=tol, atol=tol)
