@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 
 import pytest
 import torch
@@ -35,19 +34,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 IM_END = 2  # <|im_end|>: the end of a chat turn, the EOS and the pad token
-
-
-@pytest.fixture(scope="session")
-def real_dir():
-    """The converted model (cached); skip, or fail under NPO_REQUIRE_REAL_MODEL=1, without it."""
-    from npo.llm.gguf import real_model_dir
-
-    try:
-        return real_model_dir()
-    except ValueError as exc:
-        if os.environ.get("NPO_REQUIRE_REAL_MODEL") == "1":
-            pytest.fail(f"NPO_REQUIRE_REAL_MODEL=1 and the real model is unavailable: {exc}")
-        pytest.skip(f"real model unavailable: {exc}")
 
 
 @pytest.fixture(scope="module")

@@ -223,7 +223,10 @@ def run_knowledge(config: KnowledgeConfig) -> ExperimentResult:
     state = prepare(c)
     runs: dict[str, dict[str, Any]] = {}
     for method in c.methods or ():
-        key = cache_key(asdict(c) | {"methods": None, "progress": None}, state.digest, method)
+        # Where the cache is and how the model was named change nothing (the digest holds
+        # the weights and the encoded items).
+        unused = {"methods": None, "progress": None, "cache_dir": None, "model": None}
+        key = cache_key(asdict(c) | unused, state.digest, method)
         path = Path(c.cache_dir) / "runs" / f"{method.replace('+', '_')}-{key}.json"
         runs[method] = cached_json(path, partial(run_method, c, state, method))
     steps = np.array([r["step"] for r in next(iter(runs.values()))["records"]])
