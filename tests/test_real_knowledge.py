@@ -1,0 +1,46 @@
+"""The ``smollm2-knowledge`` experiment at its full size on the real model (slow, fixed seed).
+
+It is ``npo reproduce smollm2-knowledge``, and it shares that command's cache
+(``$NPO_CACHE_DIR/knowledge``), so after one run of either this takes about a minute; from an
+empty cache it takes the experiment's runtime (see the results log).
+
+The claims are the issue's: at the same forget level GA loses retain accuracy and fluency well
+before NPO does, and NPO+RT reaches a low forget accuracy with its retain accuracy near the
+original. Each one is computed by :func:`npo.llm.studies.knowledge_claims`; a claim that the
+measurement does not support stays here as a strict ``xfail`` whose reason carries the numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from npo.llm.studies import KnowledgeConfig, run_knowledge
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+
+@pytest.fixture(scope="module")
+def knowledge(real_dir):
+    return run_knowledge(KnowledgeConfig(model=str(real_dir), progress=False))
+
+
+def test_the_model_knows_enough_items(knowledge):
+    items = knowledge.extras["items"]
+    assert items["forget"] >= 40 and items["retain"] >= 40
+    assert items["forget"] + items["retain"] >= 100
+    start = knowledge.extras["start"]
+    assert start["forget_accuracy"] == 1.0 and start["retain_accuracy"] == 1.0  # by construction
+
+
+def test_every_method_forgets(knowledge):
+    for method, curves in knowledge.curves.items():
+        assert curves["forget_accuracy"]["median"][-1] <= 0.1, method
+
+
+def _claim(knowledge, name):
+    return knowledge.extras["claims"][name]
+
+
+CLAIM_1 = "ga_loses_retain_first"
+CLAIM_2 = "ga_loses_fluency_first"
+CLAIM_3 = "npo_rt_forgets_and_retains"
