@@ -44,3 +44,13 @@ def _claim(knowledge, name):
 CLAIM_1 = "ga_loses_retain_first"
 CLAIM_2 = "ga_loses_fluency_first"
 CLAIM_3 = "npo_rt_forgets_and_retains"
+
+
+def test_ga_diverges_faster_than_npo(knowledge):
+    """At the end of the budget GA's held-out perplexity is at least twice NPO's.
+
+    The paper's central point (GA drifts linearly, NPO logarithmically) read off the fluency
+    on text in neither set, at the same steps and learning rate.
+    """
+    ppl = {m: knowledge.curves[m]["heldout_ppl"]["median"][-1] for m in ("ga", "npo")}
+    assert ppl["ga"] >= 2 * ppl["npo"], ppl

@@ -74,7 +74,7 @@ class KnowledgeConfig:
     steps: int | None = None  # full 40, quick 8
     eval_every: int | None = None  # full 2, quick 4
     gen_every: int | None = None  # full 20, quick 8
-    lr: float = 2e-5
+    lr: float = 1e-4
     beta: float = 0.1
     retain_weight: float = 1.0
     batch_size: int = 8
