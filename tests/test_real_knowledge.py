@@ -54,3 +54,33 @@ def test_ga_diverges_faster_than_npo(knowledge):
     """
     ppl = {m: knowledge.curves[m]["heldout_ppl"]["median"][-1] for m in ("ga", "npo")}
     assert ppl["ga"] >= 2 * ppl["npo"], ppl
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-12-01 (lr 1e-4, 40 steps, seed 0): GA and NPO follow the same path "
+    "until the facts are gone; at forget accuracy 0.2 (step 7.3 vs 7.2) retain accuracy GA "
+    "0.672 vs NPO 0.673, a gap of 0.001 where the claim needs 0.1",
+)
+def test_ga_loses_retain_accuracy_before_npo(knowledge):
+    assert _claim(knowledge, CLAIM_1)["holds"] is True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-12-01 (lr 1e-4, 40 steps, seed 0): at forget accuracy 0.2 held-out "
+    "perplexity GA 3.80 vs NPO 3.79, where the claim needs GA >= 1.25 x NPO; GA's perplexity "
+    "pulls away only later (178.9 vs 63.5 at step 40)",
+)
+def test_ga_loses_fluency_before_npo(knowledge):
+    assert _claim(knowledge, CLAIM_2)["holds"] is True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 2026-12-01 (lr 1e-4, 40 steps, seed 0): NPO+RT ends with forget accuracy "
+    "0 but retain accuracy 0.570 (start 1), where the claim needs >= 0.9; it is still "
+    "recovering at step 40 (0.089 at step 24, 0.291 at step 32)",
+)
+def test_npo_rt_forgets_and_keeps_retain_accuracy(knowledge):
+    assert _claim(knowledge, CLAIM_3)["holds"] is True
