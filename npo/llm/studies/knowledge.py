@@ -133,7 +133,7 @@ def _one_seed(values: list[float]) -> dict[str, Any]:
 def knowledge_claims(curves: dict[str, dict[str, Any]], steps: np.ndarray) -> dict[str, Any]:
     """The study's claims, with the numbers they rest on.
 
-    - ``ga_loses_retain_first``: where the forget accuracy first reaches :data:`LEVEL`, GA's
+    - ``ga_loses_retain_first``: where the forget accuracy first reaches ``LEVEL`` (0.2), GA's
       retain accuracy is below NPO's by at least 0.1;
     - ``ga_loses_fluency_first``: there, GA's held-out perplexity is at least 1.25 times NPO's;
     - ``npo_rt_forgets_and_retains``: NPO+RT ends with forget accuracy <= 0.1 and retain

@@ -1,6 +1,6 @@
-"""The knowledge study's stages: items and cached prefix (:func:`prepare`), one method's run.
+"""The knowledge study's stages: items and cached prefix (``prepare``), one method's run.
 
-:func:`prepare` loads the model, probes it (cached), builds the splits, freezes all but the top
+``prepare`` loads the model, probes it (cached), builds the splits, freezes all but the top
 blocks, caches the lower blocks' hidden states, and measures the start (the reference);
 :func:`run_method` unlearns from the start with one method and records the metrics.
 """
@@ -227,7 +227,7 @@ def run_method(c: Any, state: State, method: str) -> dict[str, Any]:
 
     Args:
         c: the resolved config.
-        state: :func:`prepare`'s result (its top blocks are reset to the start first).
+        state: the result of ``prepare`` (its top blocks are reset to the start first).
         method: a preset key.
 
     Returns:
