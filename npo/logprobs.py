@@ -9,6 +9,9 @@
 - :func:`class_kl`: the same for classifiers.
 - :func:`token_stats`: per answer token, the label's log-prob and the mean and standard
   deviation of ``log p`` under the next-token distribution (membership-inference scores).
+- :func:`answer_targets` and the ``packed_*`` functions: the same quantities from logits
+  computed at the scored positions only (the LM head applied where an answer token is
+  predicted).
 
 Memory: an LM's logits are ``(B, T, V)`` with ``V`` in the tens of thousands. A naive
 ``log_softmax(logits.float()).gather(...)`` materializes (and autograd saves) a full float32
@@ -30,10 +33,14 @@ from torch.autograd.function import once_differentiable
 
 __all__ = [
     "TokenStats",
+    "answer_targets",
     "class_kl",
     "class_logprobs",
     "greedy_matches",
     "next_token_mask",
+    "packed_greedy_matches",
+    "packed_sequence_logprobs",
+    "packed_token_kl",
     "sequence_logprobs",
     "token_kl",
     "token_logprobs",
@@ -466,3 +473,106 @@ def token_stats(
         out[2, r] = var.clamp_min(0).sqrt()
     logp, mean, std = (x.reshape(labels.shape) for x in out)
     return TokenStats(logp, mean, std, labels != ignore_index)
+
+
+# ---------------------------------------------------------------- packed answer positions
+
+
+def answer_targets(labels: Tensor, *, ignore_index: int = -100) -> tuple[Tensor, Tensor, Tensor]:
+    """The positions whose next label is scored, and those labels, in row-major order.
+
+    The same shift as :func:`sequence_logprobs`: position ``(b, t)`` is listed when
+    ``labels[b, t + 1] != ignore_index``. Gathering the hidden states at these positions and
+    applying the LM head there only gives the *packed* logits of the ``packed_*`` functions:
+    an exact and much cheaper path when the answer is a small part of each sequence.
+
+    Args:
+        labels: (B, T) integer labels, ``ignore_index`` on prompt and padding.
+        ignore_index: the label value that is not scored.
+
+    Returns:
+        ``(rows, cols, targets)``, each (M,) int64: the batch row and position of every
+        scored prediction, and the label it predicts.
+    """
+    target = _shift(labels, ignore_index)
+    rows, cols = torch.nonzero(target != ignore_index, as_tuple=True)
+    return rows, cols, target[rows, cols].long()
+
+
+def _per_sequence(values: Tensor, rows: Tensor, n_seq: int) -> Tensor:
+    return torch.zeros(n_seq, dtype=values.dtype, device=values.device).index_add(0, rows, values)
+
+
+def packed_sequence_logprobs(
+    logits: Tensor, targets: Tensor, rows: Tensor, n_seq: int
+) -> tuple[Tensor, Tensor]:
+    """:func:`sequence_logprobs` from packed logits (only the scored positions).
+
+    ``logps[b] = sum_{m: rows[m] = b} log softmax(logits[m])[targets[m]]``, chunked as in
+    :func:`token_logprobs`.
+
+    Args:
+        logits: (M, V) logits at the positions of :func:`answer_targets`.
+        targets: (M,) the labels they predict.
+        rows: (M,) the sequence of each position.
+        n_seq: the number of sequences B.
+
+    Returns:
+        ``(logps, n_tokens)``, each (B,): float32 (float64 for float64 logits) with autograd,
+        and int64.
+    """
+    if logits.dim() != 2 or targets.shape != logits.shape[:1] or rows.shape != targets.shape:
+        raise ValueError(
+            f"packed logits (M, V) need targets and rows (M,); got {tuple(logits.shape)}, "
+            f"{tuple(targets.shape)}, {tuple(rows.shape)}"
+        )
+    tok = token_logprobs(logits, targets)  # (M,), no shift
+    return _per_sequence(tok, rows, n_seq), torch.bincount(rows, minlength=n_seq)
+
+
+def packed_greedy_matches(
+    logits: Tensor, targets: Tensor, rows: Tensor, n_seq: int, *, first: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """:func:`greedy_matches` from packed logits, optionally on each answer's first tokens.
+
+    Positions are in :func:`answer_targets`' (row-major) order, so the ``k``-th position of a
+    sequence predicts its ``k``-th answer token.
+
+    Args:
+        logits: (M, V) logits at the positions of :func:`answer_targets`.
+        targets: (M,) the labels they predict.
+        rows: (M,) the sequence of each position (non-decreasing).
+        n_seq: the number of sequences B.
+        first: (B,) if given, only sequence ``b``'s first ``first[b]`` answer tokens count.
+
+    Returns:
+        ``(hits, n)``, each (B,) int64: per sequence, how many of the counted targets are the
+        argmax, and how many were counted (``hits == n``: greedy decoding reproduces those
+        answer tokens).
+    """
+    counted = torch.ones_like(targets, dtype=torch.bool)
+    if first is not None:
+        sizes = torch.bincount(rows, minlength=n_seq)
+        start = torch.cumsum(sizes, 0) - sizes
+        position = torch.arange(rows.shape[0], device=rows.device) - start[rows]
+        counted = position < first.to(rows.device)[rows]
+    hits = ((logits.argmax(-1) == targets) & counted).long()
+    return _per_sequence(hits, rows, n_seq), _per_sequence(counted.long(), rows, n_seq)
+
+
+def packed_token_kl(policy_logits: Tensor, ref_logits: Tensor, rows: Tensor, n_seq: int) -> Tensor:
+    """:func:`token_kl` (``KL(pi_ref || pi_theta)``) summed per sequence, from packed logits.
+
+    Args:
+        policy_logits: (M, V) the trained model's logits at the scored positions.
+        ref_logits: (M, V) the reference's there (constants).
+        rows: (M,) the sequence of each position.
+        n_seq: the number of sequences B.
+
+    Returns:
+        (B,) summed KL, with autograd through the policy.
+    """
+    m = policy_logits.shape[0]
+    ones = torch.ones(m, 1, dtype=torch.bool, device=policy_logits.device)
+    per_pos = token_kl(policy_logits[:, None], ref_logits[:, None], ones)  # (M,)
+    return _per_sequence(per_pos, rows, n_seq)

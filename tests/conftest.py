@@ -51,6 +51,12 @@ CACHE_GROUPS = {
         "test_transformer_privacy.py",
         "[04_small_transformer]",
     ),
+    "real-model-cache": (
+        "test_gguf.py",
+        "test_real_model.py",
+        "test_real_knowledge.py",
+        "[06_smollm2_knowledge]",
+    ),
 }
 
 
@@ -109,3 +115,16 @@ def random_model(mini_data, tmp_path_factory) -> Path:
     from _llm import random_model_dir
 
     return random_model_dir(mini_data, tmp_path_factory.mktemp("random") / "model")
+
+
+@pytest.fixture(scope="session")
+def real_dir():
+    """The converted model (cached); skip, or fail under NPO_REQUIRE_REAL_MODEL=1, without it."""
+    from npo.llm.gguf import real_model_dir
+
+    try:
+        return real_model_dir()
+    except ValueError as exc:
+        if os.environ.get("NPO_REQUIRE_REAL_MODEL") == "1":
+            pytest.fail(f"NPO_REQUIRE_REAL_MODEL=1 and the real model is unavailable: {exc}")
+        pytest.skip(f"real model unavailable: {exc}")

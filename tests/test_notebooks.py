@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
 EXECUTED = ROOT / "docs" / "_build" / "executed"  # read by docs/_ext/npo_docs.py
-SLOW: set[str] = set()
+SLOW: set[str] = {"06_smollm2_knowledge.py"}  # the real model, minutes on a CPU
 # Notebooks on real TOFU text: skipped when the data is absent (they fail loudly when run alone).
 NEEDS_TOFU: set[str] = {"05_llm_tofu.py"}
 TOFU_DIR = Path(os.environ.get("NPO_TOFU_DIR", ROOT.parent / "shared" / "data" / "tofu"))

@@ -129,7 +129,10 @@ def _distribution(acc: Any) -> tuple[bool, bool]:
 def wrap_model(
     config: TrainConfig, acc: Any, model: Any, *, live_model: bool, deepspeed: bool
 ) -> tuple[Any, LiveReference | None]:
-    """LoRA adapters (``lora_r > 0``), the live reference, gradient checkpointing.
+    """LoRA adapters (``lora_r > 0``) or top blocks only, the live reference, checkpointing.
+
+    ``train_top_layers > 0``: :func:`npo.llm.layers.freeze_below` (the frozen weights are the
+    reference's too, so a live reference copy is still a full copy).
 
     The live reference is not sharded: a full frozen copy on each device (under FSDP too),
     placed by ``accelerate``; with LoRA it is the policy with its adapters disabled (no copy).
@@ -149,6 +152,10 @@ def wrap_model(
             dropout=config.lora_dropout,
             targets=config.lora_targets,
         )
+    if config.train_top_layers:
+        from npo.llm.layers import freeze_below
+
+        freeze_below(model, config.train_top_layers)
     reference = None
     if live_model:
         if deepspeed and not lora:

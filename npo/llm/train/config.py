@@ -69,6 +69,13 @@ class TrainConfig:
     lora_targets: str = field(
         default="all-linear", metadata=_h("LoRA target modules: all-linear or q_proj,v_proj,...")
     )
+    train_top_layers: int = field(
+        default=0,
+        metadata=_h(
+            "train only the top N transformer blocks and the final norm; embeddings, LM head "
+            "and lower blocks frozen (0: every weight)"
+        ),
+    )
     trust_remote_code: bool = field(
         default=False, metadata=_h("allow model code from the model directory")
     )
@@ -103,7 +110,13 @@ class TrainConfig:
                 "micro_batch_size",
                 "keep_checkpoints",
             ),
-            at_least_0=("checkpoint_every", "drift_every", "eval_every", "lora_r"),
+            at_least_0=(
+                "checkpoint_every",
+                "drift_every",
+                "eval_every",
+                "lora_r",
+                "train_top_layers",
+            ),
             nonnegative=(
                 "weight_decay",
                 "warmup_epochs",
@@ -112,6 +125,8 @@ class TrainConfig:
                 "lora_dropout",
             ),
         )
+        if self.lora_r and self.train_top_layers:
+            raise ValueError("--lora-r and --train-top-layers exclude each other; give one")
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ValueError(
                 f"batch_size {self.batch_size} is not a multiple of micro_batch_size "
