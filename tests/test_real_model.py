@@ -97,6 +97,18 @@ def test_real_model_shape_and_greedy_answer(real):
     assert tok.decode(ids) == "The capital of France is Paris."
 
 
+def test_quantizer_grid_relative_to_the_sources_q4_1(real):
+    """The GGUF's layer weights sit on Q4_1 (asymmetric, groups of 32): 4-bit groups-of-32
+    rounding maps them onto themselves; per-channel and groups-of-128 grids do not."""
+    from npo.llm.attacks.quantize import grid_error, linear_weights
+
+    weights = [w.detach() for _, w in linear_weights(real[0])]
+    assert len(weights) == 30 * 7  # q, k, v, o, gate, up, down in each of the 30 blocks
+    for group, low, high in ((32, 0.0, 1e-6), (128, 0.45, 0.5 + 1e-5), (None, 0.45, 0.5 + 1e-5)):
+        errors = [grid_error(w, 4, group) for w in weights]
+        assert low <= min(errors) and max(errors) <= high, (group, min(errors), max(errors))
+
+
 def test_tofu_items_through_the_chat_template(real, tofu_dir):
     _, tok = real
     split = read_split(tofu_dir, "forget10")
