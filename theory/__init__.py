@@ -12,6 +12,7 @@ never torch. The names below are the public API; the modules that hold them are
 - :mod:`theory.regimes` and :mod:`theory.horizon`: whether a run has reached the regime its
   verdict describes, and the flag that says so;
 - :mod:`theory.logistic` and :mod:`theory.theorem2`: the paper's Theorem 2 and its study;
+- :mod:`theory.adam_study`: the constant-kernel half of the Adam study;
 - :mod:`theory.curves`, :mod:`theory.plots`, :mod:`theory.figures`: the figures' data, their
   drawings and the writer behind ``npo theory``.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from theory.adam_study import AdamStudyConfig, AdamStudyData, plot_adam_study, run_adam_study
 from theory.curves import (
     DivergenceTimeConfig,
     DivergenceTimeData,
@@ -94,6 +96,7 @@ from theory.optimizers import (
     adam_eps_crossover,
     adam_ga_rate,
     adam_log_ratio,
+    adam_log_ratio_sweep,
     adam_npo_linear_rate,
     adam_ratio_lag,
     signgd_log_ratio,
@@ -124,6 +127,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FIGURES",
     "HORIZON_BETA_U",
+    "AdamStudyConfig",
+    "AdamStudyData",
     "AdamTrace",
     "DivergenceFit",
     "DivergenceTimeConfig",
@@ -145,6 +150,7 @@ __all__ = [
     "adam_ga_rate",
     "adam_horizon",
     "adam_log_ratio",
+    "adam_log_ratio_sweep",
     "adam_npo_linear_rate",
     "adam_ratio_lag",
     "adam_regime",
@@ -189,10 +195,12 @@ __all__ = [
     "npo_verdict_threshold",
     "npo_weight_along_flow",
     "omega_shift",
+    "plot_adam_study",
     "plot_divergence_time",
     "plot_log_ratio",
     "plot_optimizer_dynamics",
     "plot_theorem2",
+    "run_adam_study",
     "run_divergence_time",
     "run_log_ratio",
     "run_optimizer_dynamics",
