@@ -14,7 +14,8 @@ never torch. The names below are the public API; the modules that hold them are
 - :mod:`theory.logistic` and :mod:`theory.theorem2`: the paper's Theorem 2 and its study;
 - :mod:`theory.adam_study`: the constant-kernel half of the Adam study;
 - :mod:`theory.curves`, :mod:`theory.plots`, :mod:`theory.figures`: the figures' data, their
-  drawings and the writer behind ``npo theory``.
+  drawings and the writer behind ``npo theory``;
+- :mod:`theory.explore`: sliders over the closed forms in Jupyter.
 
 The derivations are written out as math in the documentation (:doc:`/theory/index`).
 """
@@ -53,6 +54,7 @@ from theory.divergence import (
     fit_divergence,
     fit_divergence_seeds,
 )
+from theory.explore import divergence_panels, explore
 from theory.figures import FIGURES, TheoryFiguresConfig, write_theory_figures
 from theory.flows import (
     ga_log_ratio,
@@ -154,6 +156,8 @@ __all__ = [
     "adam_npo_linear_rate",
     "adam_ratio_lag",
     "adam_regime",
+    "divergence_panels",
+    "explore",
     "fit_divergence",
     "fit_divergence_seeds",
     "ga_band",
