@@ -8,7 +8,10 @@ Random-features logistic regression (Sec. 4, App. B/D of Zhang et al. 2024):
   objective presets of :mod:`npo.objectives`; :mod:`synthetic.optim`: its optimizers;
 - :mod:`synthetic.stats`: statistics over seeds;
 - :mod:`synthetic.experiments` (Figures 4, 9 and 3), :mod:`synthetic.beyond` (optimizers,
-  beta-rate, Theorem 2) and :mod:`synthetic.plots`: the experiments as data, and their figures.
+  beta-rate, Theorem 2) and :mod:`synthetic.plots`: the experiments as data,
+  and their figures;
+- :mod:`synthetic.verdicts`: divergence verdicts with their spread over seeds and the
+  theory's horizon flag.
 
 ``EXPERIMENTS`` holds this study's entries of the ``npo reproduce`` registry. The small
 transformer task (TOFU in miniature) is the subpackage :mod:`synthetic.transformer`; this
