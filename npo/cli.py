@@ -62,9 +62,9 @@ def _experiments():
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
     from npo.experiment import ReproduceConfig
 
-    p.add_argument(
-        "names", nargs="+", metavar="NAME", help=f"experiments: all, {', '.join(_experiments())}"
-    )
+    entries = _experiments().values()
+    names = ", ".join(e.name + (" (slow, not in all)" if e.slow else "") for e in entries)
+    p.add_argument("names", nargs="+", metavar="NAME", help=f"experiments: all, {names}")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     add_dataclass_args(p, ReproduceConfig)
 

@@ -152,7 +152,8 @@ class Experiment:
 
     ``run(config)`` returns an :class:`ExperimentResult`; ``plot(result)`` a Figure or
     ``{suffix: Figure}``; ``min_steps`` is the smallest ``--steps`` the experiment accepts;
-    ``check(config)``, if given, validates the experiment's own options before any work.
+    ``check(config)``, if given, validates the experiment's own options before any work;
+    ``slow`` entries (minutes even at the quick size) run only when named, not in ``all``.
     """
 
     name: str
@@ -161,6 +162,7 @@ class Experiment:
     min_steps: int = 1
     summary: str = ""
     check: Callable[[ReproduceConfig], None] | None = None
+    slow: bool = False
 
 
 def registry(*groups: Iterable[Experiment]) -> Mapping[str, Experiment]:
@@ -187,7 +189,7 @@ def registry(*groups: Iterable[Experiment]) -> Mapping[str, Experiment]:
 def select(
     experiments: Mapping[str, Experiment], names: Iterable[str], config: ReproduceConfig
 ) -> list[Experiment]:
-    """The experiments ``names`` ask for (``all``: every one), validated before any work.
+    """The experiments ``names`` ask for (``all``: every one but the slow), validated first.
 
     Args:
         experiments: the registry (see :func:`registry`).
@@ -204,7 +206,7 @@ def select(
     chosen: list[str] = []
     for name in names:
         if name == "all":
-            chosen += list(experiments)
+            chosen += [n for n, e in experiments.items() if not e.slow]
         elif name in experiments:
             chosen.append(name)
         else:
