@@ -3,7 +3,7 @@
 Forward + backward on float32 logits of shape (B, T, V) = (8, 512, 32000) on the CPU.
 Peak memory *added on top of the logits* (the logits' own gradient included) is measured in a
 fresh process per variant (peak RSS minus RSS after allocating the logits); time is the median
-of interleaved repetitions in this process. Goals (issue 2): memory <= 0.5x naive, time <= 1.2x.
+of interleaved repetitions in this process. Goals: memory <= 0.5x naive, time <= 1.2x.
 
     python benchmarks/bench_logprobs.py [--B 8 --T 512 --V 32000 --reps 5]
 """

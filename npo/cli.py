@@ -1,6 +1,6 @@
 """Command line: ``npo <command> ...``. The only place that parses arguments.
 
-Commands register themselves in :data:`COMMANDS` as ``(add_arguments, run)`` pairs; a
+Commands register themselves in ``COMMANDS`` as ``(add_arguments, run)`` pairs; a
 ``ValueError`` raised by validation anywhere below becomes a one-line ``npo: error: ...``
 message with exit status 2, never a traceback.
 """
@@ -308,7 +308,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``npo`` argument parser with one subcommand per entry of :data:`COMMANDS`.
+    """The ``npo`` argument parser with one subcommand per entry of ``COMMANDS``.
 
     Returns:
         The parser.

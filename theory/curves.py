@@ -220,7 +220,7 @@ def run_optimizer_dynamics(
 
     GD: the closed forms at ``t = lr n``; sign descent: exact, GA = NPO; Adam: the exact
     scalar recursion for GA, NPO with ``eps = 0`` and NPO with ``config.eps``. Cost: two Adam
-    recursions of ``steps`` steps (~1 s per 1e5).
+    recursions of ``steps`` steps.
 
     Args:
         config: the gradient, the optimizers' settings and the steps.

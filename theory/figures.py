@@ -60,7 +60,7 @@ def write_theory_figures(
 
     Writes ``<name>.png`` and ``<name>.config.json`` for each name in ``FIGURES``, and
     ``theory_summary.json`` (Theorem-2 constants, band checks and verdicts; the optimizers'
-    rates). About 3 s (fast) or 10 s (full).
+    rates), in seconds.
 
     Args:
         out_dir: the output directory (created if needed).

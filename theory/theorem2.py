@@ -176,8 +176,6 @@ def _bands(
 def run_theorem2(config: Theorem2Config = Theorem2Config()) -> Theorem2Data:
     """Run the Theorem-2 study: exact GD on generated instances against both bound families.
 
-    About 2-3 s at the default size (1e5 steps).
-
     Args:
         config: the instances, the GD run and the fitted bands.
 

@@ -2,8 +2,11 @@
 
 Beside the two subpackages, what both use:
 
-- :mod:`npo.llm.data`: TOFU files (validated, :func:`~npo.llm.data.tofu_dir` finds the real
-  ones), prompting, tokenization, padding, order and pairing;
+- :mod:`npo.llm.data`: TOFU files, validated (:func:`~npo.llm.data.tofu_dir` finds the real
+  ones);
+- :mod:`npo.llm.encoding`: prompting, tokenization and padding
+  (:func:`~npo.llm.encoding.encode_qa`, :func:`~npo.llm.encoding.collate`);
+- :mod:`npo.llm.order`: the data order and the forget/retain pairing;
 - :mod:`npo.llm.model`: loading (safetensors only), the tiny Llama, LoRA, precision, saving;
 - :mod:`npo.llm.subset`: :func:`~npo.llm.subset.write_tofu_subset`, a few real TOFU authors in
   TOFU format;

@@ -80,19 +80,19 @@ class EvalConfig:
 
     @property
     def items_limit(self) -> int | None:
-        """Items per set: ``max_items``, else 300 with ``legacy``, else all (None)."""
+        """The items per set (``max_items``, else 300 with ``legacy``, else all, None)."""
         return LEGACY_ITEMS if self.legacy and self.max_items is None else self.max_items
 
     @property
     def length_limit(self) -> int:
-        """Tokens per scored sequence: ``max_length``, else 200 with ``legacy``, else 512."""
+        """The tokens per scored sequence (``max_length``, else 200 with ``legacy``, else 512)."""
         if self.max_length is not None:
             return self.max_length
         return LEGACY_MAX_LENGTH if self.legacy else DEFAULT_MAX_LENGTH
 
     @property
     def generation_batch(self) -> int:
-        """Prompts per generation batch: ``gen_batch_size``, else 30 (legacy) or ``batch_size``."""
+        """The prompts per generation batch (``gen_batch_size``, else 30 or ``batch_size``)."""
         if self.gen_batch_size is not None:
             return self.gen_batch_size
         return LEGACY_GEN_BATCH if self.legacy else self.batch_size

@@ -119,7 +119,7 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        """The peak learning rate: ``lr``, or the paper's 1e-5."""
+        """The peak learning rate (``lr``, or the paper's 1e-5)."""
         return 1e-5 if self.lr is None else self.lr
 
 
@@ -159,7 +159,7 @@ class FinetuneConfig(TrainConfig):
 
     @property
     def learning_rate(self) -> float:
-        """The peak learning rate: ``lr``, or 3e-3 with ``--init`` and 1e-5 with ``--model``."""
+        """The peak learning rate (``lr``, or 3e-3 with ``--init`` and 1e-5 with ``--model``)."""
         if self.lr is not None:
             return self.lr
         return 3e-3 if self.init is not None else 1e-5

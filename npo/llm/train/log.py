@@ -44,7 +44,7 @@ class HookContext:
 
 
 EvalHook = Callable[[HookContext], Mapping[str, Any] | None]
-"""An evaluation hook: values to merge into the step's log record (or None)."""
+"""The type of an evaluation hook, which returns values to merge into the log record."""
 
 
 def read_log(out_dir: str | Path) -> list[dict[str, Any]]:
