@@ -8,9 +8,9 @@ same presets and kernels the LLM path uses) on its slice, sums the per-run losse
 gradient. What each group computes follows from ``objective.needs()``, never from method names.
 
 ``forget_up_frac`` is the fraction of forget training samples whose likelihood rose
-(``log pi > log pi_ref + 1e-9``, above round-off). Adam groups also record Adam's regime statistics ``adam_q``,
-``adam_rho`` and ``adam_step_max`` (:func:`synthetic.optim.adam_stats`; ``ADAM_METRICS``),
-NaN for the other groups.
+(``log pi > log pi_ref + 1e-9``, above round-off). Adam groups also record Adam's regime
+statistics ``adam_q``, ``adam_rho`` and ``adam_step_max`` (:func:`synthetic.optim.adam_stats`;
+``ADAM_METRICS``), NaN for the other groups.
 
 A run whose loss or gradient turns non-finite is frozen at its last good parameters (the last
 whose loss and gradient were finite), its step recorded in ``failed_step``; its metrics from
