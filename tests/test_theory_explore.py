@@ -1,4 +1,4 @@
-"""theory.explore: the sliders' figure runs headless, reads the closed forms, and falls back to a
+"""theory.sliders: the sliders' figure runs headless, reads the closed forms, and falls back to a
 static figure with a one-line hint without ipywidgets."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from theory import divergence_panels, explore, npo_log_ratio, npo_time_to_divergence
-from theory.explore import HINT
+from theory.sliders import HINT
 
 
 @pytest.fixture(autouse=True)

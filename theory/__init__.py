@@ -15,7 +15,7 @@ never torch. The names below are the public API; the modules that hold them are
 - :mod:`theory.adam_study`: the constant-kernel half of the Adam study;
 - :mod:`theory.curves`, :mod:`theory.plots`, :mod:`theory.figures`: the figures' data, their
   drawings and the writer behind ``npo theory``;
-- :mod:`theory.explore`: sliders over the closed forms in Jupyter.
+- :mod:`theory.sliders`: sliders over the closed forms in Jupyter.
 
 The derivations are written out as math in the documentation (:doc:`/theory/index`).
 """
@@ -54,7 +54,6 @@ from theory.divergence import (
     fit_divergence,
     fit_divergence_seeds,
 )
-from theory.explore import divergence_panels, explore
 from theory.figures import FIGURES, TheoryFiguresConfig, write_theory_figures
 from theory.flows import (
     ga_log_ratio,
@@ -121,6 +120,7 @@ from theory.regimes import (
     npo_rate_change,
     npo_verdict_threshold,
 )
+from theory.sliders import divergence_panels, explore
 from theory.theorem2 import Theorem2Config, Theorem2Data, run_theorem2
 
 if TYPE_CHECKING:

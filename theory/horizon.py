@@ -37,7 +37,7 @@ __all__ = [
     "npo_gd_horizon",
 ]
 
-#: Adam's state: ``q`` above this is the normalized (sign-like or capped) regime ...
+#: ``q`` (Adam's state) above this is the normalized (sign-like or capped) regime ...
 ADAM_Q_SIGN = 0.9
 #: ... ``q`` below this the ``eps`` regime (``adam_eps_crossover`` is ``q = 1/2``) ...
 ADAM_Q_EPS = 0.5
@@ -168,9 +168,9 @@ def npo_gd_horizon(
 
     Asymptotic when ``beta |u(T)| >= HORIZON_BETA_U`` (3.3: the end-of-run estimators read
     the flow's asymptote from there) and, if given, the measured ratio of the last two
-    half-decade log-slopes (:func:`log_rate_change`) is at most ``RATE_CHANGE_MAX``: a log
-    rate still rising (a cascade of samples switching, a transient) is not the asymptote
-    whatever ``beta |u|``. A falling log rate (the many-sample approach from above, or a
+    half-decade log-slopes (:func:`theory.regimes.log_rate_change`) is at most
+    ``RATE_CHANGE_MAX``: a log rate still rising (a cascade of samples switching, a transient)
+    is not the asymptote whatever ``beta |u|``. A falling log rate (the many-sample approach from above, or a
     curve that levels off) keeps a verdict of at most logarithmic growth true. A ``verdict``
     of ``"linear"`` or ``"undecided"`` is not the asymptote of NPO's flow under gradient
     descent: the run is still in its GA-like start (a weight that started below 1, as
