@@ -170,11 +170,11 @@ def npo_gd_horizon(
     the flow's asymptote from there) and, if given, the measured ratio of the last two
     half-decade log-slopes (:func:`theory.regimes.log_rate_change`) is at most
     ``RATE_CHANGE_MAX``: a log rate still rising (a cascade of samples switching, a transient)
-    is not the asymptote whatever ``beta |u|``. A falling log rate (the many-sample approach from above, or a
-    curve that levels off) keeps a verdict of at most logarithmic growth true. A ``verdict``
-    of ``"linear"`` or ``"undecided"`` is not the asymptote of NPO's flow under gradient
-    descent: the run is still in its GA-like start (a weight that started below 1, as
-    SimNPO's does, delays it).
+    is not the asymptote whatever ``beta |u|``. A falling log rate (the many-sample approach
+    from above, or a curve that levels off) keeps a verdict of at most logarithmic growth
+    true. A ``verdict`` of ``"linear"`` or ``"undecided"`` is not the asymptote of NPO's flow
+    under gradient descent: the run is still in its GA-like start (a weight that started
+    below 1, as SimNPO's does, delays it).
 
     Args:
         beta_abs_u: ``beta |u(T)|`` of the samples that carry the gradient (for many samples:
