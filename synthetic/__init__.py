@@ -101,7 +101,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         run_adam_study_rf,
         plot_adam_study_result,
         1000,
-        "NPO's regimes under Adam (slow: ~10 min, ~1 min quick; not in all)",
+        "NPO's regimes under Adam (slow: ~2 min quick, tens of minutes full; not in all)",
         slow=True,
     ),
 )

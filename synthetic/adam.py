@@ -11,8 +11,9 @@ decade, NPO's local log rate at the end, the verdict with its horizon flag, and 
 took over (observed ``beta |u|`` against the prediction of
 :func:`theory.optimizers.adam_eps_crossover` from the forget gradient at ``theta_ref``). The
 constant-kernel half (:func:`theory.adam_study.run_adam_study`, 1e6 steps; 1e5 quick) is in
-``extras["ck"]``. Slow: about 10 minutes at full size on two CPU cores, 1 minute quick; not
-part of ``npo reproduce all``.
+``extras["ck"]``. Slow: the quick size (5 seeds, 1e4 steps) took 137 s on a shared two-core
+machine, and the full size has ten times the steps (tens of minutes); not part of
+``npo reproduce all``.
 """
 
 from __future__ import annotations
