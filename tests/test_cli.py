@@ -87,3 +87,16 @@ def test_theory_command_writes_figures_with_configs(tmp_path):
         assert json.loads((tmp_path / f"{name}.config.json").read_text())
     summary = json.loads((tmp_path / "theory_summary.json").read_text())
     assert "theorem2" in summary
+
+
+def test_all_leaves_out_the_slow_experiments_that_run_when_named():
+    from npo.cli import _experiments
+    from npo.experiment import ReproduceConfig, select
+
+    experiments = _experiments()
+    config = ReproduceConfig(progress=False)
+    slow = {n for n, e in experiments.items() if e.slow}
+    assert "adam-study" in slow
+    everything = {e.name for e in select(experiments, ["all"], config)}
+    assert everything == set(experiments) - slow
+    assert [e.name for e in select(experiments, ["adam-study"], config)] == ["adam-study"]
