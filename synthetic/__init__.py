@@ -8,7 +8,10 @@ Random-features logistic regression (Sec. 4, App. B/D of Zhang et al. 2024):
   objective presets of :mod:`npo.objectives`; :mod:`synthetic.optim`: its optimizers;
 - :mod:`synthetic.stats`: statistics over seeds;
 - :mod:`synthetic.experiments` (Figures 4, 9 and 3), :mod:`synthetic.beyond` (optimizers,
-  beta-rate, Theorem 2) and :mod:`synthetic.plots`: the experiments as data, and their figures.
+  beta-rate, Theorem 2), :mod:`synthetic.adam` (the Adam study) and :mod:`synthetic.plots`: the
+  experiments as data, and their figures;
+- :mod:`synthetic.verdicts`: divergence verdicts with their spread over seeds and the
+  theory's horizon flag.
 
 ``EXPERIMENTS`` holds this study's entries of the ``npo reproduce`` registry. The small
 transformer task (TOFU in miniature) is the subpackage :mod:`synthetic.transformer`; this
@@ -18,6 +21,7 @@ study never imports it.
 from __future__ import annotations
 
 from npo.experiment import Experiment
+from synthetic.adam import plot_adam_study_result, run_adam_study_rf
 from synthetic.beyond import run_beta_rate, run_optimizers, run_theorem2_experiment
 from synthetic.data import Split, Task, TaskConfig, make_task
 from synthetic.experiments import (
@@ -58,6 +62,7 @@ __all__ = [
     "crossing",
     "make_task",
     "median_curve",
+    "plot_adam_study_result",
     "plot_beta_rate",
     "plot_curves",
     "plot_fig3",
@@ -67,6 +72,7 @@ __all__ = [
     "plot_pareto",
     "plot_theorem2_result",
     "references",
+    "run_adam_study_rf",
     "run_beta_rate",
     "run_fig3",
     "run_fig4_alpha0",
@@ -90,4 +96,12 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("theorem2", run_theorem2_experiment, plot_theorem2_result, 200, "Theorem 2"),
     Experiment("optimizers", run_optimizers, plot_optimizers, 200, "GA/NPO per optimizer"),
     Experiment("beta-rate", run_beta_rate, plot_beta_rate, 200, "NPO log rate vs beta"),
+    Experiment(
+        "adam-study",
+        run_adam_study_rf,
+        plot_adam_study_result,
+        1000,
+        "NPO's regimes under Adam (slow: ~2 min quick, tens of minutes full; not in all)",
+        in_all=False,
+    ),
 )

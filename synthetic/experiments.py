@@ -13,7 +13,6 @@ its loss is NPO's with ``log pi_ref`` replaced by the constant ``-gamma/beta``.
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import asdict
 from typing import Any
 
@@ -24,16 +23,18 @@ from synthetic.data import Task, TaskConfig, make_task
 from synthetic.models import References, train_references
 from synthetic.runner import METRICS, Curves, MethodSpec, RunConfig, run_unlearning
 from synthetic.stats import crossing, median_curve, summarize
-from theory import fit_divergence
+from synthetic.verdicts import family, seed_verdict, verdict
 
 __all__ = [
     "EXPLODING_NATS",
+    "FAMILY_NOTE",
     "FIG3_BETAS",
     "FIG4_METHODS",
     "TABLE1",
     "base_config",
     "exploding_runs",
     "from_curves",
+    "metric_verdict",
     "references",
     "run_cached",
     "run_fig3",
@@ -44,6 +45,13 @@ __all__ = [
     "table1_specs",
     "verdict",
 ]
+
+FAMILY_NOTE = (
+    "Families, by the forget term's weight: GA family ga, ga+rt, ga+kl (weight 1: linear in "
+    "the theory); NPO family npo, npo+rt, npo+kl, simnpo, simnpo+rt and dpo+rt (DPO's weight "
+    "2 sigmoid(beta (R_rejected - R_chosen)) vanishes like NPO's; SimNPO's is NPO's on log pi); "
+    "idk+rt in neither (no forget-likelihood term: it trains towards the IDK labels)."
+)
 
 FIG4_METHODS = (
     "ga",
@@ -237,38 +245,17 @@ def summaries(curves: Curves) -> dict:
         curves: the recorded curves.
 
     Returns:
-        ``{method: {metric: summary}}`` (:func:`~synthetic.stats.summarize`).
+        ``{method: {metric: summary}}`` (:func:`~synthetic.stats.summarize`): every metric of
+        ``METRICS``, and Adam's ``adam_q``/``adam_rho`` for the runs that have them.
     """
-    return {s.key: {m: summarize(curves.metric(s.key, m)) for m in METRICS} for s in curves.specs}
-
-
-def verdict(steps: np.ndarray, curve: np.ndarray) -> dict:
-    """The growth verdict of a curve (:func:`theory.divergence.fit_divergence`).
-
-    Args:
-        steps: the recorded steps, (T,); step 0 and non-finite points are left out.
-        curve: the curve, (T,).
-
-    Returns:
-        ``{"verdict", "rate_exponent", "linear_r2", "log_r2", "log_tau", "summary"}``, or
-        ``{"verdict": "undecided", "reason"}`` when the curve cannot be fitted.
-    """
-    ok = (steps > 0) & np.isfinite(curve)
-    try:
-        # Overflow in the fits of a run that exploded is expected; the verdict reports it.
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fit = fit_divergence(steps[ok], curve[ok])
-    except ValueError as exc:
-        return {"verdict": "undecided", "reason": str(exc)}
-    return {
-        "verdict": fit.verdict,
-        "rate_exponent": fit.rate_exponent,
-        "linear_r2": fit.linear_fit.r2,
-        "log_r2": fit.log_fit.r2,
-        "log_tau": fit.log_fit.tau,
-        "summary": fit.summary(),
-    }
+    out: dict = {}
+    for s in curves.specs:
+        out[s.key] = {m: summarize(curves.metric(s.key, m)) for m in METRICS}
+        for m in set(curves.metrics) - set(METRICS):  # Adam's statistics, for Adam runs
+            values = curves.metric(s.key, m)
+            if np.isfinite(values).any():
+                out[s.key][m] = summarize(values)
+    return out
 
 
 def _late_linear_r2(steps: np.ndarray, curve: np.ndarray) -> float:
@@ -308,9 +295,10 @@ def _fig4_row(curves: Curves, s: MethodSpec) -> dict:
     mf, mr = median_curve(fd), median_curve(rd)
     i = int(np.nanargmin(mf))
     cross = crossing(curves.steps, fd, rd, CROSSING_LEVEL)
-    kl = median_curve(curves.metric(s.key, "forget_kl"))
+    v = metric_verdict(curves, s, "forget_kl")
     return {
         "method": s.key,
+        "family": family(s),
         "lr": s.lr,
         "beta": s.beta,
         "start_forget": mf[0],
@@ -323,7 +311,7 @@ def _fig4_row(curves: Curves, s: MethodSpec) -> dict:
         "min_forget_step": int(curves.steps[i]),
         "retain_at_0.02": None if cross is None else cross.other,
         "step_at_0.02": None if cross is None else cross.step,
-        "forget_kl_rate": verdict(curves.steps, kl)["verdict"],
+        "forget_kl_rate": v["verdict"],
         "failed_runs": int((curves.failed_step[curves.specs.index(s)] >= 0).sum()),
     }
 
@@ -343,6 +331,8 @@ def _fig4(config: ReproduceConfig, alpha: float) -> ExperimentResult:
         + ("." if converged else f": WARNING, above {REF_GRAD_TOL} (raise --ref-steps)."),
         f"'retain_at_0.02': median retain distance where the median forget distance first "
         f"reaches {CROSSING_LEVEL} (log-interpolated); empty if it never does.",
+        "'forget_kl_rate': the forget KL's growth verdict with its horizon flag, as in fig9.",
+        FAMILY_NOTE,
     ]
     name = f"fig4-alpha{alpha:g}"
     cfg = base_config(config, alpha=alpha, run=asdict(run), specs=[asdict(s) for s in curves.specs])
@@ -387,14 +377,36 @@ def run_fig4_alpha0(config: ReproduceConfig) -> ExperimentResult:
     return _fig4(config, 0.0)
 
 
+def metric_verdict(curves: Curves, s: MethodSpec, metric: str) -> dict:
+    """The verdict on one setting's median ``metric`` curve, with seeds and horizon.
+
+    Args:
+        curves: the recorded curves.
+        s: the setting.
+        metric: the metric whose growth is classified.
+
+    Returns:
+        :func:`synthetic.verdicts.seed_verdict` of the curves with the run's horizon flag.
+    """
+    return seed_verdict(curves, s, curves.metric(s.key, metric))
+
+
 def _fig9_row(curves: Curves, s: MethodSpec) -> dict:
     kl = median_curve(curves.metric(s.key, "forget_kl"))
-    v = verdict(curves.steps, kl)
+    v = metric_verdict(curves, s, "forget_kl")
     return {
         "method": s.key,
+        "family": family(s),
         "final_forget_kl": kl[-1],
         "verdict": v["verdict"],
+        "horizon": v.get("horizon"),
+        "horizon_short": v.get("horizon_short"),
+        "fit_verdict": v.get("fit_verdict"),
+        "seed_verdicts": v.get("seed_verdicts"),
         "rate_exponent": v.get("rate_exponent"),
+        "growth_exponent": v.get("growth_exponent"),
+        "growth_exponent_seeds": v.get("growth_exponent_seeds"),
+        "beta_abs_u": v.get("beta_abs_u"),
         "late_linear_r2": _late_linear_r2(curves.steps, kl),
         "linear_r2": v.get("linear_r2"),
         "log_r2": v.get("log_r2"),
@@ -415,8 +427,13 @@ def run_fig9(config: ReproduceConfig) -> ExperimentResult:
     rows = [_fig9_row(curves, s) for s in curves.specs]
     notes = [
         "Verdicts by theory.divergence.fit_divergence on the median forget-KL curve (log-spaced "
-        "record steps from 1 to the end); 'late_linear_r2' is a linear fit's R^2 over the last "
-        "half of the run."
+        "record steps from 1 to the end), replaced by 'not asymptotic at this horizon' where "
+        "the theory's horizon criterion (synthetic.verdicts, theory.horizon) says the run has "
+        "not reached its regime; 'fit_verdict' is the fit's own verdict, 'seed_verdicts' and "
+        "'growth_exponent_seeds' (median [min, max]) the fits per seed, 'beta_abs_u' "
+        "beta |u(T)| of the NPO family; 'late_linear_r2' is a linear fit's R^2 over the last "
+        "half of the run.",
+        FAMILY_NOTE,
     ]
     cfg = base_config(config, alpha=1.0, run=asdict(run))
     headline = "forget-KL growth: " + ", ".join(f"{r['method']} {r['verdict']}" for r in rows)

@@ -7,6 +7,11 @@ all runs with :func:`npo.logprobs.class_logprobs` (and the retain KL with
 same presets and kernels the LLM path uses) on its slice, sums the per-run losses and takes one
 gradient. What each group computes follows from ``objective.needs()``, never from method names.
 
+``forget_up_frac`` is the fraction of forget training samples whose likelihood rose
+(``log pi > log pi_ref + 1e-9``, above round-off). Adam groups also record Adam's regime
+statistics ``adam_q``, ``adam_rho`` and ``adam_step_max`` (:func:`synthetic.optim.adam_stats`;
+``ADAM_METRICS``), NaN for the other groups.
+
 A run whose loss or gradient turns non-finite is frozen at its last good parameters (the last
 whose loss and gradient were finite), its step recorded in ``failed_step``; its metrics from
 the bad parameters on are NaN and the other runs continue. A run whose parameters or metrics
@@ -29,9 +34,18 @@ from npo.objectives import PRESETS, Objective, SeqBatch, Term, preset
 from npo.validate import check_fields
 from synthetic.data import Split, Task
 from synthetic.models import References, logits, split_logprobs
-from synthetic.optim import OPTIMIZERS, init_state, update
+from synthetic.optim import ADAM_EPS, OPTIMIZERS, adam_stats, init_state, update
 
-__all__ = ["METRICS", "Curves", "MethodSpec", "RunConfig", "record_steps", "run_unlearning"]
+__all__ = [
+    "ADAM_METRICS",
+    "METRICS",
+    "Curves",
+    "MethodSpec",
+    "RunConfig",
+    "merge_curves",
+    "record_steps",
+    "run_unlearning",
+]
 
 METRICS = (
     "forget_distance",
@@ -40,16 +54,20 @@ METRICS = (
     "param_drift",
     "npo_weight",
     "forget_logp",
+    "forget_up_frac",
 )
 # The metrics that are finite for every sound run (npo_weight is NaN by design without NPO).
 _FINITE = ("forget_distance", "retain_distance", "forget_kl", "param_drift", "forget_logp")
+ADAM_METRICS = ("adam_q", "adam_rho", "adam_step_max")  # recorded when a group runs Adam
+UP_TOL = 1e-9  # a forget log-prob counts as risen above the reference's past this (round-off)
 
 
 @dataclass(frozen=True)
 class MethodSpec:
     """One method setting: a preset key with its hyperparameters.
 
-    ``label`` names its curves (default: the method key).
+    ``label`` names its curves (default: the method key); ``eps`` is Adam's (unused by the
+    other optimizers).
     """
 
     method: str
@@ -59,13 +77,14 @@ class MethodSpec:
     retain_weight: float = 1.0
     optimizer: str = "gd"
     label: str | None = None
+    eps: float = ADAM_EPS
 
     def __post_init__(self) -> None:
         if self.method not in PRESETS:
             raise ValueError(f"unknown method {self.method!r}; valid: {sorted(PRESETS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
-        check_fields(self, positive=("lr",))
+        check_fields(self, positive=("lr",), nonnegative=("eps",))
         self.objective()  # validates beta, gamma, weights
 
     @property
@@ -252,6 +271,7 @@ class _Program:
             "param_drift": (theta - self.refs.theta_ref).norm(dim=-1),
             "npo_weight": weight,
             "forget_logp": lp_f.mean(-1),
+            "forget_up_frac": (lp_f > self.ref_forget + UP_TOL).to(theta.dtype).mean(-1),
         }
 
 
@@ -285,10 +305,13 @@ def run_unlearning(
     g_count, s_count = len(specs), refs.theta_ref.shape[0]
     theta = refs.theta_ref.expand(g_count, *refs.theta_ref.shape).clone()
     lrs = torch.tensor([s.lr for s in specs], dtype=theta.dtype)
+    eps = torch.tensor([s.eps for s in specs], dtype=theta.dtype)
     kinds = [s.optimizer for s in specs]
     states = init_state(kinds)
+    adam = [g for g, k in enumerate(kinds) if k == "adam"]
     rec = record_steps(config.steps, config.eval_every, config.log_points)
-    metrics = {m: np.full((g_count, s_count, rec.size), np.nan) for m in METRICS}
+    names = METRICS + (ADAM_METRICS if adam else ())
+    metrics = {m: np.full((g_count, s_count, rec.size), np.nan) for m in names}
     alive = torch.ones(g_count, s_count, dtype=torch.bool)
     failed = np.full((g_count, s_count), -1, dtype=np.int64)
     gen = torch.Generator().manual_seed(config.sample_seed)
@@ -306,6 +329,10 @@ def run_unlearning(
             alive = alive & sound
         for name, value in values.items():
             metrics[name][:, :, col] = torch.where(alive, value, float("nan")).numpy()
+        if adam:
+            stats = adam_stats(states["adam"], eps[adam])
+            for name, value in zip(ADAM_METRICS, stats):
+                metrics[name][adam, :, col] = torch.where(alive[adam], value, float("nan")).numpy()
 
     record(0, 0)
     col = 1
@@ -334,9 +361,38 @@ def run_unlearning(
                 for values in metrics.values():
                     values[:, :, col - 1][newly.numpy()] = np.nan
         grad = torch.where(alive[..., None], grad, torch.zeros_like(grad))
-        new = update(theta, grad, lrs, kinds, states, step)
+        new = update(theta, grad, lrs, kinds, states, step, eps)
         prev, theta = theta, torch.where(alive[..., None], new, theta)
         if col < rec.size and step == rec[col]:
             record(col, step)
             col += 1
     return Curves(specs, tuple(task.config.seeds), rec, metrics, failed)
+
+
+def merge_curves(parts: list[Curves]) -> Curves:
+    """The curves of several runs of the same seeds and record steps, as one.
+
+    Args:
+        parts: runs recorded at the same steps (e.g. a full-batch and a mini-batch program).
+
+    Returns:
+        Their specs and metrics concatenated in order (a metric one run lacks is NaN there).
+
+    Raises:
+        ValueError: if the runs were recorded at different steps.
+    """
+    steps = parts[0].steps
+    if any(not np.array_equal(p.steps, steps) for p in parts):
+        raise ValueError("cannot merge curves recorded at different steps")
+    return Curves(
+        sum((p.specs for p in parts), ()),
+        parts[0].seeds,
+        steps,
+        {
+            m: np.concatenate(
+                [p.metrics.get(m, np.full_like(p.metrics["param_drift"], np.nan)) for p in parts]
+            )
+            for m in dict.fromkeys(k for p in parts for k in p.metrics)
+        },
+        np.concatenate([p.failed_step for p in parts]),
+    )

@@ -19,7 +19,7 @@ from npo.losses import npo_weight
 def test_demo_writes_every_figure_and_a_summary(tmp_path, capsys):
     from npo.cli import _experiments
 
-    names = list(_experiments())
+    names = [name for name, e in _experiments().items() if e.in_all]
     assert main(["demo", "--out", str(tmp_path), "--no-progress"]) == 0
     assert (tmp_path / "landscape.png").stat().st_size > 10_000
     config = json.loads((tmp_path / "landscape.config.json").read_text())
@@ -87,3 +87,16 @@ def test_theory_command_writes_figures_with_configs(tmp_path):
         assert json.loads((tmp_path / f"{name}.config.json").read_text())
     summary = json.loads((tmp_path / "theory_summary.json").read_text())
     assert "theorem2" in summary
+
+
+def test_all_leaves_out_the_slow_experiments_that_run_when_named():
+    from npo.cli import _experiments
+    from npo.experiment import ReproduceConfig, select
+
+    experiments = _experiments()
+    config = ReproduceConfig(progress=False)
+    slow = {n for n, e in experiments.items() if not e.in_all}
+    assert "adam-study" in slow
+    everything = {e.name for e in select(experiments, ["all"], config)}
+    assert everything == set(experiments) - slow
+    assert [e.name for e in select(experiments, ["adam-study"], config)] == ["adam-study"]

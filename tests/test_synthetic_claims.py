@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import itertools
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from npo.experiment import ReproduceConfig
 from synthetic.beyond import late_log_slope, run_beta_rate, run_optimizers, run_theorem2_experiment
 from synthetic.experiments import references, run_fig3, run_fig4_alpha1, run_fig9
+from synthetic.plots import plot_beta_rate, plot_fig9
 from synthetic.stats import crossing, median_curve
 
 CONFIG = ReproduceConfig(progress=False)  # 5 seeds, 20000 reference steps, 2000 unlearning steps
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: threads only contend
+
+
+@pytest.fixture(scope="module")
+def optimizers_5000():
+    return run_optimizers(ReproduceConfig(seeds=3, steps=5000, progress=False))
+
+
+@pytest.fixture(scope="module")
+def beta_rate():
+    return run_beta_rate(ReproduceConfig(seeds=3, steps=5000, progress=False))
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +69,24 @@ def test_ga_forget_kl_is_linear_late_npo_is_not(fig9):
         assert rows[m]["verdict"] == "linear", rows[m]
     for m in ("npo", "npo+rt", "npo+kl"):
         assert rows[m]["verdict"] == "logarithmic", rows[m]
+        assert rows[m]["horizon"].startswith("asymptotic (gd flow"), rows[m]
         assert rows[m]["log_r2"] > rows[m]["linear_r2"] + 0.1, rows[m]
         assert rows[m]["final_forget_kl"] < rows["ga"]["final_forget_kl"] / 3
+        assert rows[m]["seed_verdicts"] == "5/5 logarithmic", rows[m]
+    # DPO's weight at beta 0.1 is barely damped after 2000 steps: too short to decide
+    assert rows["dpo+rt"]["verdict"].startswith("not asymptotic at this horizon"), rows["dpo+rt"]
+
+
+def test_fig9_figure_groups_the_families_and_prints_the_flags(fig9):
+    fig = plot_fig9(fig9)
+    styles = {ln.get_label(): ln.get_linestyle() for ln in fig.axes[1].lines}
+    rows = {r["method"]: r for r in fig9.table}
+    for m, r in rows.items():
+        assert styles[m] == {"ga": "-", "npo": "--", "other": ":"}[r["family"]], (m, r["family"])
+    texts = [t.get_text() for t in fig.axes[1].get_legend().texts]
+    assert any(t.startswith("dpo+rt: not asymptotic (beta|u| = ") for t in texts), texts
+    assert any(t.startswith("npo: logarithmic, g ") for t in texts), texts
+    plt.close(fig)
 
 
 def test_npo_rt_beats_ga_methods_at_forget_distance_002(fig4):
@@ -115,18 +144,47 @@ def test_late_log_slope_reads_the_log_coefficient():
         late_log_slope(np.array([1.0, 10.0]), np.array([0.0, 1.0]))
 
 
-def test_npo_log_rate_is_one_over_beta_in_simulation():
+def test_npo_log_rate_is_one_over_beta_in_simulation(beta_rate):
     """The constant-tangent-kernel prediction d(-log-ratio)/d(log t) -> 1/beta, on the
-    random-features task (quick size: 3 seeds, 5000 steps)."""
-    result = run_beta_rate(ReproduceConfig(seeds=3, steps=5000, progress=False))
-    rows = {r["beta"]: r for r in result.table}
+    random-features task (quick size: 3 seeds, 5000 steps at lr 5e-2, lr t = 250). The many
+    forget samples settle at 0.86 to 0.94 of it (a quarter of them keep u > 0), so the honest
+    bounds are [0.8, 1.0]."""
+    rows = {r["beta"]: r for r in beta_rate.table}
     for beta in (0.25, 0.5, 1.0):
-        assert 0.8 <= rows[beta]["slope_times_beta"] <= 1.2, rows[beta]
+        assert 0.8 <= rows[beta]["slope_times_beta"] <= 1.0, rows[beta]
         assert rows[beta]["verdict"] == "logarithmic", rows[beta]
+        assert rows[beta]["claim"] == "1/beta within 20%", rows[beta]
 
 
-def test_optimizers_sign_descent_undoes_npo_slowdown():
-    result = run_optimizers(ReproduceConfig(seeds=3, steps=5000, progress=False))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "for beta >= 2 the late slope does not approach 1/beta: slope x beta (median of 3 "
+        "seeds, lr 5e-2) at beta 2 is -0.08 / 2.36 / 3.15 / 2.95 / 2.90 at lr t = 25 / 250 / "
+        "1000 / 2500 / 10000, at beta 4 0.25 / 0.91 / 1.94 / 2.80 / 3.33; forget samples whose "
+        "likelihood rose (27% at the start) stay undamped and are unlearned one after another "
+        "(14% left at beta 2, 4% at beta 4 by lr t = 5000), each adding to -mean u. At lr t = "
+        "250 both runs read 'not asymptotic' (the log rate still rises)."
+    ),
+)
+def test_npo_log_rate_is_one_over_beta_for_large_beta(beta_rate):
+    rows = {r["beta"]: r for r in beta_rate.table}
+    for beta in (2.0, 4.0):
+        assert rows[beta]["claim"] == "1/beta within 20%", rows[beta]
+
+
+def test_beta_rate_figure_marks_runs_that_are_not_asymptotic(beta_rate):
+    fig = plot_beta_rate(beta_rate)
+    panel = fig.axes[1]
+    asym = beta_rate.extras["asymptotic"]
+    assert list(asym) == [True, True, True, False, False]
+    hollow = [t.get_text() for t in panel.texts if t.get_text() == "not asymptotic"]
+    assert len(hollow) == int((~asym & (beta_rate.extras["slopes"] > 0)).sum())
+    plt.close(fig)
+
+
+def test_optimizers_sign_descent_undoes_npo_slowdown(optimizers_5000):
+    result = optimizers_5000
     rows = {r["method"]: r for r in result.table}
     for opt in ("gd", "sgd", "momentum", "adam", "signgd"):
         assert rows[f"ga/{opt}"]["drift_verdict"] == "linear", rows[f"ga/{opt}"]
@@ -138,6 +196,26 @@ def test_optimizers_sign_descent_undoes_npo_slowdown():
     }
     assert ratio["gd"] < 0.15 and ratio["signgd"] > 0.4, ratio
     assert rows["npo/signgd"]["drift_rate_exponent"] > 0.6, rows["npo/signgd"]
+    # Adam's state: the capped regime (normalized steps, small rho), not NPO's asymptote
+    adam = rows["npo/adam"]
+    assert adam["adam_q"] > 0.9 and adam["adam_rho"] < 0.5, adam
+    assert adam["drift_verdict"].startswith("not asymptotic at this horizon (adam capped"), adam
+
+
+def test_a_tenth_of_the_horizon_agrees_or_says_not_asymptotic(optimizers_5000):
+    """The acceptance check on one experiment: ``optimizers`` at T = 500 against 10T = 5000
+    (3 seeds). Every verdict of the shorter run is the longer run's, or 'not asymptotic'."""
+    short = run_optimizers(ReproduceConfig(seeds=3, steps=500, progress=False))
+    long = {r["method"]: r for r in optimizers_5000.table}
+    flagged = 0
+    for row in short.table:
+        for key in ("drift_verdict", "forget_kl_verdict"):
+            later = long[row["method"]][key]
+            if row[key].startswith("not asymptotic at this horizon"):
+                flagged += 1
+            elif not later.startswith("not asymptotic at this horizon"):  # a verdict to match
+                assert row[key] == later, (row["method"], key, row[key], later)
+    assert flagged >= 4  # NPO under gd, sgd, momentum and adam cannot decide at T = 500
 
 
 def test_theorem2_experiment_holds_the_bands():

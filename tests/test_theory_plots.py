@@ -61,8 +61,8 @@ def test_theorem2_and_optimizer_figures():
     assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
     op = run_optimizer_dynamics(OptimizerDynamicsConfig(steps=2000, points=30))
     fig = plot_optimizer_dynamics(op)
-    assert len(fig.axes) == 3
-    with pytest.raises(ValueError, match="3 Axes"):
+    assert len(fig.axes) == 4
+    with pytest.raises(ValueError, match="4 Axes"):
         plot_optimizer_dynamics(op, ax=plt.subplots(1, 2)[1])
 
 
@@ -99,3 +99,19 @@ def test_optimizer_dynamics_show_the_adam_claims():
     assert op.adam_npo[-1] > op.adam_npo_eps0[-1]  # eps slows NPO once past the crossover
     assert np.all(op.gd_npo >= op.gd_ga)  # under GD, NPO's weight slows it
     np.testing.assert_allclose(op.sign, -op.config.lr * op.l1 * op.steps, rtol=1e-12)
+
+
+def test_theory_figure_shows_each_panels_effect_at_the_demo_size():
+    """``npo theory --fast`` (2e4 steps): read the drawn data, panel by panel."""
+    op = run_optimizer_dynamics(OptimizerDynamicsConfig(steps=20_000))
+    fig = plot_optimizer_dynamics(op)
+    gd, _sign, _adam, rate = fig.axes
+    ga, npo = (line.get_ydata() for line in gd.lines[:2])
+    assert ga[-1] >= 2 * npo[-1], (ga[-1], npo[-1])  # NPO bends away from GA: 7.2x below
+    assert "7.2x below GA" in gd.get_title()
+    assert npo[-1] > 3 and op.crossover > op.adam_npo[-1]  # past the eps crossover
+    rates = {line.get_label().split(":")[0]: line.get_ydata() for line in rate.lines}
+    assert 0.95 <= rates["NPO, GD"][-1] <= 1.1  # logarithmic: 1/beta
+    assert rates["NPO, Adam, eps=0"][-1] > 5  # linear: the log rate grows like n
+    assert rates["NPO, Adam, eps=0.0001"][-1] < 0.25 * rates["NPO, Adam, eps=0"][-1]
+    assert rates["NPO, sign descent"][-1] > 100

@@ -5,19 +5,28 @@ log-ratio) on log-spaced times over at least two decades and decides from scale-
 statistics over the last decades: the increment ratio ``(d(4t) - d(2t)) / (d(2t) - d(t))``
 (2 for linear growth, falling to 1 for logarithmic growth) and the local growth exponent
 ``d log d / d log t``. Least-squares fits of a line and of ``a + b log(1 + t/tau)`` are
-reported but do not decide. The statistics, the thresholds and what the verdicts mean are on
+reported but do not decide. :func:`fit_divergence_seeds` fits every seed's curve and reports
+the spread of the exponents. The statistics, the thresholds and what the verdicts mean are on
 the page :doc:`/theory/divergence`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
 
-__all__ = ["DivergenceFit", "LinearFit", "LogFit", "fit_divergence"]
+__all__ = [
+    "DivergenceFit",
+    "LinearFit",
+    "LogFit",
+    "SeedFits",
+    "fit_divergence",
+    "fit_divergence_seeds",
+]
 
 LINEAR_MIN_EXPONENT = 0.8
 LOG_MAX_EXPONENT = 0.4
@@ -183,3 +192,90 @@ def fit_divergence(
         verdict = "undecided"
         reason = f"rate exponent {p:.2f}, growth exponent {growth:.2f}: between the two regimes"
     return DivergenceFit(verdict, reason, rho, p, growth, lin, logf, (float(t0[0]), float(t[-1])))
+
+
+def _spread(x: list[float]) -> tuple[float, float, float]:
+    a = np.asarray([v for v in x if np.isfinite(v)], dtype=np.float64)
+    if a.size == 0:
+        return (float("nan"),) * 3
+    return float(np.median(a)), float(a.min()), float(a.max())
+
+
+@dataclass(frozen=True)
+class SeedFits:
+    """:func:`fit_divergence` on every seed's curve, from :func:`fit_divergence_seeds`.
+
+    ``fits`` holds one fit per seed (None where a seed's curve could not be fitted, its
+    ``verdicts`` entry then says why); ``growth_exponent`` and ``rate_exponent`` are
+    ``(median, min, max)`` over the seeds that were fitted.
+    """
+
+    fits: tuple[DivergenceFit | None, ...]
+    verdicts: tuple[str, ...]
+    growth_exponent: tuple[float, float, float]
+    rate_exponent: tuple[float, float, float]
+
+    def counts(self) -> dict[str, int]:
+        """How many seeds got each verdict.
+
+        Returns:
+            ``{verdict: count}``, unfittable seeds counted as ``"undecided"``.
+        """
+        out: dict[str, int] = {}
+        for f in self.fits:
+            key = "undecided" if f is None else f.verdict
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        """One line: the growth exponent's spread and the verdicts per seed.
+
+        Returns:
+            E.g. ``"growth exponent 0.12 [0.10, 0.15] over 3 seeds; 3/3 logarithmic"``.
+        """
+        med, lo, hi = self.growth_exponent
+        n = len(self.fits)
+        counts = ", ".join(f"{c}/{n} {v}" for v, c in sorted(self.counts().items()))
+        return f"growth exponent {med:.2f} [{lo:.2f}, {hi:.2f}] over {n} seeds; {counts}"
+
+
+def fit_divergence_seeds(t: ArrayLike, d: ArrayLike, **kw: Any) -> SeedFits:
+    """:func:`fit_divergence` on each seed's curve, with the spread of the exponents.
+
+    Each row of ``d`` is fitted on its own finite points (a run stopped early has NaN from
+    then on); a row that cannot be fitted (fewer than 8 finite points, or less than two
+    decades of them) gets ``None`` and its reason.
+
+    Args:
+        t: positive, strictly increasing times, shape ``(P,)``.
+        d: one curve per seed, shape ``(S, P)``.
+        **kw: ``late`` and ``points`` of :func:`fit_divergence`.
+
+    Returns:
+        The fits and the ``(median, min, max)`` of the growth and rate exponents.
+
+    Raises:
+        ValueError: if ``d`` is not 2-D with ``t``'s length.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    if d.ndim != 2 or t.ndim != 1 or d.shape[1] != t.size:
+        raise ValueError(f"d must be (S, P) with P = len(t), got {d.shape} for t {t.shape}")
+    fits: list[DivergenceFit | None] = []
+    verdicts: list[str] = []
+    for row in d:
+        ok = np.isfinite(row)
+        try:
+            fit = fit_divergence(t[ok], row[ok], **kw)
+        except ValueError as exc:
+            fits.append(None)
+            verdicts.append(f"undecided ({exc})")
+            continue
+        fits.append(fit)
+        verdicts.append(fit.verdict)
+    return SeedFits(
+        tuple(fits),
+        tuple(verdicts),
+        _spread([f.growth_exponent for f in fits if f is not None]),
+        _spread([f.rate_exponent for f in fits if f is not None]),
+    )

@@ -2,7 +2,7 @@
 
 Every function returns a matplotlib ``Figure`` and never calls ``show()`` or ``savefig``
 (:mod:`theory.figures` writes them through :mod:`npo.results`). ``ax`` is ``None`` (a new
-figure) or the Axes to draw into: a pair where the figure has two panels, three for
+figure) or the Axes to draw into: a pair where the figure has two panels, four for
 :func:`plot_optimizer_dynamics`. matplotlib is imported when a figure is made.
 """
 
@@ -160,22 +160,30 @@ def plot_optimizer_dynamics(data: OptimizerDynamicsData, ax: Any = None) -> Figu
 
     Gradient descent (GA linear, NPO logarithmic), sign descent (GA = NPO, linear) and Adam
     (GA linear; NPO linear at the predicted capped rate without ``eps``, logarithmic again
-    below the ``eps`` crossover).
+    below the ``eps`` crossover); the fourth panel is NPO's local log rate
+    ``beta (-du/dlog n)``, which tends to 1 where NPO is logarithmic and grows like ``n``
+    where it is linear.
 
     Args:
         data: from :func:`theory.curves.run_optimizer_dynamics`.
-        ax: None, or three Axes.
+        ax: None, or four Axes.
 
     Returns:
         The figure.
     """
-    fig, (a_gd, a_sign, a_adam) = _axes(ax, 3, (15, 4.4))
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, grid = plt.subplots(2, 2, figsize=(11.5, 8.4))
+        ax = list(np.ravel(grid))
+    fig, (a_gd, a_sign, a_adam, a_rate) = _axes(ax, 4, (11.5, 8.4))
     n = data.steps
     a_gd.plot(n, -data.gd_ga, "k", label="GA")
     a_gd.plot(n, -data.gd_npo, "tab:blue", label="NPO")
-    a_gd.set_title("gradient descent")
+    ratio = float(data.gd_ga[-1] / data.gd_npo[-1])
+    a_gd.set_title(f"gradient descent: NPO ends {ratio:.1f}x below GA", fontsize=9)
     a_sign.plot(n, -data.sign, "k", label="GA and NPO (any beta)")
-    a_sign.set_title("sign descent: the weight cancels")
+    a_sign.set_title("sign descent: the weight cancels", fontsize=9)
     a_adam.plot(n, -data.adam_ga, "k", label="GA")
     a_adam.plot(n, -data.adam_npo_eps0, "tab:orange", label="NPO, eps=0")
     a_adam.plot(n, -data.adam_npo, "tab:blue", label=f"NPO, eps={data.config.eps:g}")
@@ -183,9 +191,31 @@ def plot_optimizer_dynamics(data: OptimizerDynamicsData, ax: Any = None) -> Figu
         n, data.adam_npo_rate * n, ":", color="tab:orange", lw=1, label="predicted rate (eps=0)"
     )
     a_adam.axhline(-data.crossover, color="0.4", ls="--", lw=0.8, label="eps crossover")
-    a_adam.set_title("Adam")
+    a_adam.set_title(
+        "Adam: linear at the cap without eps, logarithmic below the crossover", fontsize=9
+    )
     for a in (a_gd, a_sign, a_adam):
         a.set(xscale="log", yscale="log", xlabel="step", ylabel="-u = -log pi/pi_ref")
+    b = data.config.beta
+    rates = {
+        "GD": (-data.gd_npo, "tab:green"),
+        "sign descent": (-data.sign, "k"),
+        "Adam, eps=0": (-data.adam_npo_eps0, "tab:orange"),
+        f"Adam, eps={data.config.eps:g}": (-data.adam_npo, "tab:blue"),
+    }
+    for label, (d, color) in rates.items():
+        r = b * np.gradient(d, np.log(n))
+        a_rate.plot(n, r, color=color, label=f"NPO, {label}: {r[-1]:.2f} at the end")
+    a_rate.axhline(1.0, color="0.4", ls="--", lw=0.8, label="logarithmic: 1")
+    a_rate.set(
+        xscale="log",
+        yscale="log",
+        xlabel="step",
+        ylabel="beta (-du / dlog n)",
+        ylim=(1e-2, None),
+    )
+    a_rate.set_title("NPO's local log rate: 1 is logarithmic, growing like n is linear", fontsize=9)
+    for a in (a_gd, a_sign, a_adam, a_rate):
         a.grid(alpha=0.3)
         a.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
