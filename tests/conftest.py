@@ -67,6 +67,7 @@ def _xdist_group(item) -> str:
     return item.path.name  # otherwise by file, so module fixtures are built once
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA device")
     cuda = torch.cuda.is_available()
