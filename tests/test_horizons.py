@@ -166,3 +166,20 @@ def test_seed_fits_report_the_spread():
     assert all(v.startswith("undecided (need at least 8 points") for v in short.verdicts)
     with pytest.raises(ValueError, match=r"d must be \(S, P\)"):
         fit_divergence_seeds(t, d[0])
+
+
+def test_adam_memory_horizon():
+    from theory import Horizon, adam_memory_horizon, horizon_verdict
+
+    short = adam_memory_horizon(300.0)
+    assert not short.asymptotic and short.criterion
+    assert "T = 300 steps vs 1/(1 - beta2) = 1000" in short.label()
+    assert horizon_verdict("logarithmic", short).startswith("not asymptotic at this horizon")
+    long = adam_memory_horizon(1000.0)
+    assert isinstance(long, Horizon) and not long.criterion
+    assert horizon_verdict("linear", long) == "linear"
+    assert long.label().startswith("no horizon criterion")
+    assert adam_memory_horizon(30.0, beta2=0.9).criterion is False  # memory 10 steps
+    for bad in ({"steps": 0.0}, {"steps": 10.0, "beta2": 1.0}):
+        with pytest.raises(ValueError):
+            adam_memory_horizon(**bad)

@@ -75,6 +75,11 @@ def test_sgd_drift_linear_for_ga_logarithmic_for_npo(quick):
     curves = quick.extras["drift"]["curves"]
     finals = {k: np.asarray(v["param_drift"])[-1] for k, v in curves.items()}
     assert finals["ga/sgd"] > 10 * finals["npo[beta=0.1]/sgd"], finals
+    # 300 AdamW steps are shorter than the second moment's memory (1000): no verdict
+    for key, v in quick.extras["drift"]["verdicts"].items():
+        if key.endswith("/adamw"):
+            assert v["verdict"].startswith("not asymptotic at this horizon (adam memory"), v
+            assert v["fit_verdict"] in {"linear", "logarithmic", "undecided"}, v
 
 
 def test_cli_writes_the_transformer_outputs(quick, tmp_path):

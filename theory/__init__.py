@@ -71,6 +71,7 @@ from theory.flows import (
 from theory.horizon import (
     Horizon,
     adam_horizon,
+    adam_memory_horizon,
     adam_regime,
     horizon_verdict,
     linear_horizon,
@@ -153,6 +154,7 @@ __all__ = [
     "adam_horizon",
     "adam_log_ratio",
     "adam_log_ratio_sweep",
+    "adam_memory_horizon",
     "adam_npo_linear_rate",
     "adam_ratio_lag",
     "adam_regime",

@@ -31,6 +31,7 @@ __all__ = [
     "ADAM_RHO_SIGN",
     "Horizon",
     "adam_horizon",
+    "adam_memory_horizon",
     "adam_regime",
     "horizon_verdict",
     "linear_horizon",
@@ -267,3 +268,40 @@ def adam_horizon(
     return Horizon(
         gd.asymptotic, "adam eps", f"{state}; {gd.evidence}", gd.beta_abs_u, reason=gd.reason
     )
+
+
+def adam_memory_horizon(steps: float, beta2: float = 0.999) -> Horizon:
+    """The flag of an Adam run whose optimizer state was not recorded, from its length alone.
+
+    Adam's second moment ``v`` averages squared gradients over about ``1 / (1 - beta2)`` steps
+    (1000 for torch's default 0.999). Before that, ``v`` still holds the first, large gradients
+    of unlearning, so NPO's shrinking gradient ``W g`` gives ever smaller steps ``m / sqrt(v)``
+    (a stall), while the capped linear regime of :func:`~theory.optimizers.adam_npo_linear_rate`
+    needs ``v`` to have followed the gradient down. A run shorter than the memory is therefore
+    not asymptotic; a longer one has no criterion without the state (use :func:`adam_horizon`
+    where ``q`` and ``rho`` are known).
+
+    Args:
+        steps: the run's length.
+        beta2: Adam's second-moment decay, in ``[0, 1)``.
+
+    Returns:
+        The flag (``criterion`` False past the memory).
+
+    Raises:
+        ValueError: for ``beta2`` outside ``[0, 1)`` or non-positive ``steps``.
+    """
+    if not 0.0 <= beta2 < 1.0:
+        raise ValueError(f"beta2 must be in [0, 1), got {beta2!r}")
+    if not steps > 0:
+        raise ValueError(f"steps must be positive, got {steps!r}")
+    memory = 1.0 / (1.0 - beta2)
+    evidence = f"T = {steps:g} steps vs 1/(1 - beta2) = {memory:g}"
+    if steps < memory:
+        return Horizon(
+            False,
+            "adam memory",
+            f"{evidence}: the second moment still holds the first gradients",
+            reason="T < 1/(1 - beta2)",
+        )
+    return Horizon(True, "adam, state not recorded", evidence, criterion=False)

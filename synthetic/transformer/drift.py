@@ -2,7 +2,10 @@
 
 GA and NPO (at each of ``drift_betas``) unlearn the first forget split without gradient
 clipping for ``drift_steps`` steps, under SGD (lr 5e-3) and AdamW (lr 1e-3); the parameter
-drift ``||theta_t - theta_0||`` is classified by :func:`synthetic.experiments.verdict`.
+drift ``||theta_t - theta_0||`` is classified by :func:`synthetic.experiments.verdict`. An
+AdamW run shorter than its second moment's memory ``1/(1 - beta2)`` (1000 steps) reads "not
+asymptotic at this horizon" (:func:`theory.horizon.adam_memory_horizon`), its fit's own verdict
+kept as ``fit_verdict``; the quick size runs 300 steps, the full size 1000.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from synthetic.experiments import verdict
 from synthetic.transformer.cached import cached_run, unlearn_config
 from synthetic.transformer.task import ResolvedTransformerConfig
+from theory.horizon import adam_memory_horizon, horizon_verdict
 
 __all__ = ["drift_study"]
 
@@ -77,5 +81,11 @@ def drift_study(
             steps, drift = (np.array(x, float) for x in zip(*run["drift"]))
             key = f"{method}/{opt}" if method == "ga" else f"{method}[beta={beta:g}]/{opt}"
             out["curves"][key] = {"steps": steps, "param_drift": drift}
-            out["verdicts"][key] = verdict(steps, drift)
+            v = verdict(steps, drift)
+            if opt == "adamw":  # torch's AdamW, betas (0.9, 0.999); its state is not recorded
+                flag = adam_memory_horizon(float(steps[-1]))
+                v["fit_verdict"], v["horizon"] = v["verdict"], flag.label()
+                v["verdict"] = horizon_verdict(v["verdict"], flag)
+                v["legend"] = v["verdict"] if flag.asymptotic else flag.short()
+            out["verdicts"][key] = v
     return out

@@ -143,12 +143,9 @@ def plot_transformer_drift(result: ExperimentResult, ax: Any = None) -> Figure:
         for i, key in enumerate(keys):
             c = drift["curves"][key]
             steps, d = np.asarray(c["steps"], float), np.asarray(c["param_drift"], float)
-            a.plot(
-                steps,
-                d,
-                color=_color(i),
-                label=f"{key.split('/')[0]} ({drift['verdicts'][key]['verdict']})",
-            )
+            v = drift["verdicts"][key]
+            label = f"{key.split('/')[0]} ({v.get('legend', v['verdict'])})"
+            a.plot(steps, d, color=_color(i), label=label)
         a.set(xscale="log", yscale="log", xlabel="step", ylabel="||theta_t - theta_0||", title=opt)
         a.grid(alpha=0.3, which="both")
         a.legend(fontsize=7)
