@@ -92,6 +92,14 @@ def _ks_grid(ax: Any, result: ExperimentResult, split: str) -> None:
                 ax.axhline(level, color="0.85", lw=0.5, zorder=0)
 
 
+def _split_grid(result: ExperimentResult, ax: Any, height: float) -> tuple[list, Any, Figure, Any]:
+    """The splits, a 2 x splits grid of Axes (``ax``, or new), its figure and the steps."""
+    splits = list(result.curves)
+    if ax is None:
+        _, ax = plt.subplots(2, len(splits), figsize=(4.6 * len(splits), height), squeeze=False)
+    return splits, ax, ax[0][0].figure, np.asarray(result.steps, dtype=float)
+
+
 def plot_transformer_steps(result: ExperimentResult, ax: Any = None) -> Figure:
     """Forget quality and model utility over unlearning steps, per split.
 
@@ -104,11 +112,7 @@ def plot_transformer_steps(result: ExperimentResult, ax: Any = None) -> Figure:
     Returns:
         The figure.
     """
-    splits = list(result.curves)
-    if ax is None:
-        fig, ax = plt.subplots(2, len(splits), figsize=(4.6 * len(splits), 7), squeeze=False)
-    fig = ax[0][0].figure
-    steps = np.asarray(result.steps, dtype=float)
+    splits, ax, fig, steps = _split_grid(result, ax, height=7)
     for j, split in enumerate(splits):
         for i, method in enumerate(result.curves[split]):
             fq = np.maximum(_median(result, split, method, "forget_quality"), 1e-30)
@@ -169,11 +173,7 @@ def plot_transformer_privacy(result: ExperimentResult, ax: Any = None) -> Figure
     Returns:
         The figure.
     """
-    splits = list(result.curves)
-    if ax is None:
-        fig, ax = plt.subplots(2, len(splits), figsize=(4.6 * len(splits), 7.5), squeeze=False)
-    fig = ax[0][0].figure
-    steps = np.asarray(result.steps, dtype=float)
+    splits, ax, fig, steps = _split_grid(result, ax, height=7.5)
     for j, split in enumerate(splits):
         top, bottom = ax[0][j], ax[1][j]
         for i, method in enumerate(result.curves[split]):
