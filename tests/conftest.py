@@ -55,6 +55,7 @@ CACHE_GROUPS = {
         "test_gguf.py",
         "test_real_model.py",
         "test_real_knowledge.py",
+        "test_real_tofu.py",
         "[06_smollm2_knowledge]",
     ),
 }

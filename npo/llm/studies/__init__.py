@@ -6,6 +6,9 @@
 - :mod:`npo.llm.studies.knowledge` (with ``knowledge_runs``, ``knowledge_eval``,
   ``knowledge_summary``): the ``smollm2-knowledge`` experiment, unlearning facts the model
   knows with GA, GA+RT, NPO, NPO+RT and SimNPO+RT at matched budgets;
+- :mod:`npo.llm.studies.tofu` (with ``tofu_runs``, ``tofu_summary``): the ``smollm2-tofu``
+  experiment, the TOFU protocol at subset size (fine-tune target and retain model, unlearn
+  with GA, GA+RT, NPO, NPO+RT, evaluate) through the LLM path's own functions;
 - :mod:`npo.llm.studies.plots`: the figures.
 
 ``EXPERIMENTS`` holds their ``npo reproduce`` entries; they are not part of ``all`` (they need
@@ -22,14 +25,25 @@ from npo.llm.studies.knowledge import (
     run_knowledge,
     run_reproduce,
 )
-from npo.llm.studies.plots import plot_knowledge
+from npo.llm.studies.plots import plot_knowledge, plot_real_tofu
+from npo.llm.studies.tofu import (
+    RealTofuConfig,
+    check_tofu_reproduce,
+    run_real_tofu,
+    run_tofu_reproduce,
+    tofu_claims,
+)
 
 __all__ = [
     "EXPERIMENTS",
     "KnowledgeConfig",
+    "RealTofuConfig",
     "knowledge_claims",
     "plot_knowledge",
+    "plot_real_tofu",
     "run_knowledge",
+    "run_real_tofu",
+    "tofu_claims",
 ]
 
 EXPERIMENTS: tuple[Experiment, ...] = (
@@ -39,6 +53,14 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         plot_knowledge,
         summary="unlearning facts a real pretrained model knows (SmolLM2-135M, CPU)",
         check=check_reproduce_config,
+        in_all=False,
+    ),
+    Experiment(
+        "smollm2-tofu",
+        run_tofu_reproduce,
+        plot_real_tofu,
+        summary="the TOFU protocol at subset size on a real pretrained model (SmolLM2-135M, CPU)",
+        check=check_tofu_reproduce,
         in_all=False,
     ),
 )

@@ -6,7 +6,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_knowledge", "plot_knowledge_steps", "plot_knowledge_tradeoff"]
+__all__ = [
+    "plot_knowledge",
+    "plot_knowledge_steps",
+    "plot_knowledge_tradeoff",
+    "plot_real_tofu",
+]
 
 COLORS = {
     "ga": "tab:red",
@@ -116,3 +121,54 @@ def plot_knowledge(result: Any) -> dict[str, Any]:
         ``{"": trade-off figure, "-steps": curves over the steps}``.
     """
     return {"": plot_knowledge_tradeoff(result), "-steps": plot_knowledge_steps(result)}
+
+
+def plot_real_tofu(result: Any, ax: Any = None) -> Any:
+    """The ``smollm2-tofu`` runs: utility against forget quality, and both over the steps.
+
+    Left: each method's path from the target (step 0) in the plane of TOFU's two headline
+    numbers, with the retain model (the goal: forget quality near 1 at its utility). Middle and
+    right: forget and retain answer probability against the unlearning step, on log scales
+    (how far each method drives the log-likelihood: GA's falls much faster than NPO's).
+
+    Args:
+        result: the ``smollm2-tofu`` :class:`~npo.experiment.ExperimentResult`.
+        ax: three matplotlib axes to draw on (None: a new figure).
+
+    Returns:
+        The Figure.
+    """
+    fig, axes = _axes(ax, 3, 14)
+    steps = np.asarray(result.steps)
+    rows = {r["model"]: r for r in result.table}
+    retain = rows.get("retain model", {})
+    for method, curves in result.curves.items():
+        fq = np.maximum(curves["forget_quality"]["median"], 1e-30)
+        mu = curves["model_utility"]["median"]
+        color = COLORS.get(method)
+        axes[0].plot(fq, mu, "-o", ms=3, color=color, label=method)
+        axes[0].plot(fq[-1:], mu[-1:], "*", ms=11, color=color)
+        for a, key in zip(axes[1:], ("forget_prob", "retain_prob")):
+            a.plot(steps, np.maximum(curves[key]["median"], 1e-300), "-o", ms=4, color=color)
+    if retain.get("model_utility") is not None:  # its own forget quality is 1 by definition
+        axes[0].plot([1.0], [retain["model_utility"]], "kD", ms=6, label="retain model")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("forget quality (KS p-value; log)")
+    axes[0].set_ylabel("model utility")
+    axes[0].set_title("paths from the target (star: final model)", fontsize=9)
+    for a, key, label in zip(axes[1:], ("forget_prob", "retain_prob"), ("forget", "retain")):
+        a.set_yscale("log")
+        a.set_xlabel("unlearning step")
+        a.set_ylabel(f"{label} answer probability (log)")
+        if key in retain:
+            a.axhline(retain[key], color="k", ls=":", lw=1, label="retain model")
+    axes[1].legend(fontsize=8)
+    for a in axes:
+        a.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        "TOFU protocol at subset size on SmolLM2-135M-Instruct (Q4_1, dequantized), one seed, "
+        f"{int(steps.max()) if steps.size else 0} unlearning steps",
+        fontsize=10,
+    )
+    return fig
