@@ -79,8 +79,10 @@ class ReproduceConfig:
     )
     beta: float | None = field(
         default=None,
-        metadata={"help": "override beta in fig4/fig9 (Table 1), transformer, smollm2-knowledge, "
-            "smollm2-tofu"},
+        metadata={
+            "help": "override beta in fig4/fig9 (Table 1), transformer, smollm2-knowledge, "
+            "smollm2-tofu"
+        },
     )
     optimizer: Literal["adamw", "sgd"] = field(
         default="adamw", metadata={"help": "transformer: unlearning optimizer"}

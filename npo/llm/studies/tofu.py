@@ -6,7 +6,7 @@
    ``utility_items`` rows of ``real_authors`` / ``world_facts``.
 2. **Fine-tune** the target on ``full`` and the retain model on ``retain90`` with one recipe
    (:func:`npo.llm.train.finetune`, the top ``train_top_layers`` blocks); the target must have
-   memorised its training split (forget answer probability >= 0.9, :data:`MEMORISED`).
+   memorised its training split (forget answer probability >= ``MEMORISED`` = 0.9).
 3. **Unlearn** the forget authors from the target with each method at one budget
    (:func:`npo.llm.train.unlearn`: same lr, epochs, batches, trainable weights), with
    evaluations without generation every ``eval_every`` steps and a full evaluation of the
@@ -142,11 +142,11 @@ def tofu_claims(
     """The study's claims, with the numbers they rest on (None: a method is missing).
 
     - ``target_memorised``: the target's forget answer probability is at least
-      :data:`MEMORISED` (0.9) before unlearning;
+      ``MEMORISED`` (0.9) before unlearning;
     - ``npo_keeps_more_utility``: NPO ends with a higher model utility than GA, and NPO+RT
       than GA+RT (the same budget);
     - ``npo_rt_forgets_keeps_utility``: NPO+RT ends with at most half the target's forget
-      probability and at least :data:`UTILITY_KEPT` (0.8) of its model utility.
+      probability and at least ``UTILITY_KEPT`` (0.8) of its model utility.
 
     Args:
         target: the target's metrics.
