@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from npo.experiment import ExperimentResult, ReproduceConfig
-from npo.llm.studies.cache import cache_key, cached_json
+from npo.llm.studies.cache import cache_key, cached_json, one_seed
 from npo.llm.studies.knowledge_eval import GEN_METRICS, METRICS, crossing
 from npo.results import to_jsonable
 from npo.validate import check_fields
@@ -122,12 +122,6 @@ class KnowledgeConfig:
             eval_every=self.eval_every or (4 if q else 2),
             gen_every=self.gen_every or max(1, steps // (1 if q else 2)),
         )
-
-
-def _one_seed(values: list[float]) -> dict[str, Any]:
-    # One seed: every summary field of npo.experiment's curves is the run's own curve.
-    a = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-    return {"mean": a, "std": np.zeros_like(a), "median": a, "q25": a, "q75": a, "seeds": a[None]}
 
 
 def knowledge_claims(curves: dict[str, dict[str, Any]], steps: np.ndarray) -> dict[str, Any]:
@@ -232,7 +226,7 @@ def run_knowledge(config: KnowledgeConfig) -> ExperimentResult:
     steps = np.array([r["step"] for r in next(iter(runs.values()))["records"]])
     curves = {
         m: {
-            k: _one_seed([r.get(k, np.nan) for r in run["records"]])
+            k: one_seed([r.get(k, np.nan) for r in run["records"]])
             for k in (*METRICS, *GEN_METRICS)
         }
         for m, run in runs.items()

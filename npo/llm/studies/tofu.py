@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from npo.experiment import ExperimentResult, ReproduceConfig
+from npo.llm.studies.cache import one_seed
 from npo.results import to_jsonable
 from npo.validate import check_fields
 
@@ -191,24 +192,13 @@ def tofu_claims(
 def _curves(target: dict[str, Any], runs: dict[str, dict[str, Any]]) -> tuple[np.ndarray, dict]:
     # Step 0 is the target (the same weights for every method); the hooks' evaluations follow,
     # then the final full evaluation.
-    def one(values: list[Any]) -> dict[str, Any]:
-        a = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-        return {
-            "mean": a,
-            "std": np.zeros_like(a),
-            "median": a,
-            "q25": a,
-            "q75": a,
-            "seeds": a[None],
-        }
-
     steps: np.ndarray = np.zeros(0)
     curves: dict[str, Any] = {}
     for m, run in runs.items():
         points = [(0, target)] + [(r["step"], r) for r in run["evals"] if r["step"] < run["steps"]]
         points.append((run["steps"], run["final"]))
         steps = np.array([s for s, _ in points])
-        curves[m] = {k: one([p.get(k) for _, p in points]) for k in CURVES}
+        curves[m] = {k: one_seed([p.get(k) for _, p in points]) for k in CURVES}
     return steps, curves
 
 
