@@ -65,11 +65,22 @@ def test_config_validation_and_mapping(tmp_path):
     assert tofu_reproduce_config(ReproduceConfig(methods=("npo",))).methods == ("npo",)
 
 
-def test_cli_refuses_a_method_before_any_work(capsys):
+def test_cli_refuses_bad_input_before_any_work(capsys, tmp_path, tofu_dir):
     from _llm import cli_error
 
-    err = cli_error(["reproduce", "smollm2-tofu", "--methods", "dpo+rt", "--out", "x"], capsys)
+    cache = tmp_path / "cache"
+    base = ["reproduce", "smollm2-tofu", "--cache-dir", str(cache), "--out", str(tmp_path / "o")]
+    err = cli_error([*base, "--methods", "dpo+rt"], capsys)
     assert "unknown method 'dpo+rt' for this study" in err
+    err = cli_error([*base, "--model", str(tmp_path / "none"), "--data", str(tofu_dir)], capsys)
+    assert err.endswith(f"{tmp_path / 'none'} is not a model directory (no config.json)")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    err = cli_error([*base, "--model", str(model), "--data", str(tmp_path / "no-data")], capsys)
+    assert f"data directory '{tmp_path / 'no-data'}' does not exist" in err
+    assert not cache.exists()  # nothing cached, and no result written:
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 @pytest.fixture(scope="module")
