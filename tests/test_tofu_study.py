@@ -158,3 +158,6 @@ def test_every_stage_is_cached(tiny_study):
     other = run_real_tofu(replace(config, methods=("ga",), unlearn_lr=2e-3))
     assert len(sorted(Path(root).glob("*/done.json"))) == 5  # a new setting is a new run
     assert other.table[:2] == first.table[:2]  # the same target and retain model
+    shorter = run_real_tofu(replace(config, methods=("ga",), max_new_tokens=4))
+    assert len(sorted(Path(root).glob("*/done.json"))) == 6  # the final evaluation changes
+    assert shorter.table[0]["model"] == first.table[0]["model"]

@@ -252,7 +252,9 @@ def unlearn_dir(
     from npo.llm.train import UnlearnConfig, unlearn
 
     settings = (c.unlearn_lr, c.unlearn_epochs, c.unlearn_batch, c.beta, c.retain_weight)
-    key = cache_key(files_digest(target_dir), p.subset_digest, method, c.eval_every, *settings)
+    # Everything the run's record depends on: the final evaluation's generation length too.
+    more = (c.train_top_layers, c.seed, c.eval_every, c.max_new_tokens, MAX_LENGTH)
+    key = cache_key(files_digest(target_dir), p.subset_digest, method, *settings, *more)
     out = p.root / f"{method.replace('+', '_')}-{key}"
 
     def run() -> dict[str, Any]:
