@@ -17,21 +17,22 @@ the real model and take minutes on a CPU), so ``npo demo`` does not run them.
 
 from __future__ import annotations
 
-from npo.experiment import Experiment
+from collections.abc import Callable
+from typing import Any
+
+from npo.experiment import Experiment, ExperimentResult, ReproduceConfig
 from npo.llm.studies.knowledge import (
     KnowledgeConfig,
-    check_reproduce_config,
     knowledge_claims,
+    knowledge_config,
     run_knowledge,
-    run_reproduce,
 )
 from npo.llm.studies.plots import plot_knowledge, plot_real_tofu
 from npo.llm.studies.tofu import (
     RealTofuConfig,
-    check_tofu_reproduce,
     run_real_tofu,
-    run_tofu_reproduce,
     tofu_claims,
+    tofu_reproduce_config,
 )
 
 __all__ = [
@@ -46,21 +47,45 @@ __all__ = [
     "tofu_claims",
 ]
 
+
+def _opt_in(
+    name: str,
+    run: Callable[[Any], ExperimentResult],
+    options: Callable[[ReproduceConfig], Any],
+    plot: Callable[[ExperimentResult], Any],
+    summary: str,
+) -> Experiment:
+    """An opt-in registry entry of a study with its own options.
+
+    The entry runs ``run(options(config))``, validates with ``options(config)`` before any
+    work, and runs only by name (not in ``all``).
+
+    Returns:
+        The :class:`~npo.experiment.Experiment`.
+    """
+
+    def check(config: ReproduceConfig) -> None:
+        options(config)
+
+    def run_shared(config: ReproduceConfig) -> ExperimentResult:
+        return run(options(config))
+
+    return Experiment(name, run_shared, plot, summary=summary, check=check, in_all=False)
+
+
 EXPERIMENTS: tuple[Experiment, ...] = (
-    Experiment(
+    _opt_in(
         "smollm2-knowledge",
-        run_reproduce,
+        run_knowledge,
+        knowledge_config,
         plot_knowledge,
-        summary="unlearning facts a real pretrained model knows (SmolLM2-135M, CPU)",
-        check=check_reproduce_config,
-        in_all=False,
+        "unlearning facts a real pretrained model knows (SmolLM2-135M, CPU)",
     ),
-    Experiment(
+    _opt_in(
         "smollm2-tofu",
-        run_tofu_reproduce,
+        run_real_tofu,
+        tofu_reproduce_config,
         plot_real_tofu,
-        summary="the TOFU protocol at subset size on a real pretrained model (SmolLM2-135M, CPU)",
-        check=check_tofu_reproduce,
-        in_all=False,
+        "the TOFU protocol at subset size on a real pretrained model (SmolLM2-135M, CPU)",
     ),
 )

@@ -41,11 +41,9 @@ from npo.validate import check_fields
 __all__ = [
     "ALL_METHODS",
     "KnowledgeConfig",
-    "check_reproduce_config",
     "knowledge_claims",
     "knowledge_config",
     "run_knowledge",
-    "run_reproduce",
 ]
 
 ALL_METHODS = ("ga", "ga+rt", "npo", "npo+rt", "simnpo+rt")
@@ -287,24 +285,3 @@ def knowledge_config(config: ReproduceConfig) -> KnowledgeConfig:
         progress=config.progress,
         **extra,
     )
-
-
-def run_reproduce(config: ReproduceConfig) -> ExperimentResult:
-    """The ``smollm2-knowledge`` experiment of ``npo reproduce``.
-
-    Args:
-        config: the shared options.
-
-    Returns:
-        The result of :func:`run_knowledge`.
-    """
-    return run_knowledge(knowledge_config(config))
-
-
-def check_reproduce_config(config: ReproduceConfig) -> None:
-    """Validate the study's options before any work (the registry entry's ``check``).
-
-    Args:
-        config: the shared options.
-    """
-    knowledge_config(config)

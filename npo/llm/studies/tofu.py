@@ -36,9 +36,7 @@ from npo.validate import check_fields
 __all__ = [
     "TOFU_METHODS",
     "RealTofuConfig",
-    "check_tofu_reproduce",
     "run_real_tofu",
-    "run_tofu_reproduce",
     "tofu_claims",
 ]
 
@@ -293,24 +291,3 @@ def tofu_reproduce_config(config: ReproduceConfig) -> RealTofuConfig:
     if config.cache_dir is not None:
         extra["cache_dir"] = str(Path(config.cache_dir) / "real-tofu")
     return replace(RealTofuConfig(progress=config.progress), **extra)
-
-
-def run_tofu_reproduce(config: ReproduceConfig) -> ExperimentResult:
-    """The ``smollm2-tofu`` experiment of ``npo reproduce``.
-
-    Args:
-        config: the shared options.
-
-    Returns:
-        The result of :func:`run_real_tofu`.
-    """
-    return run_real_tofu(tofu_reproduce_config(config))
-
-
-def check_tofu_reproduce(config: ReproduceConfig) -> None:
-    """Validate the study's options before any work (the registry entry's ``check``).
-
-    Args:
-        config: the shared options.
-    """
-    tofu_reproduce_config(config)
